@@ -3,11 +3,14 @@
  * Every handle (fd, timer, signal, child, eventfd, hook) is a struct that
  * lives inside its owner (as libubox's uloop); the loop links them and never
  * allocates. Timers use CLOCK_MONOTONIC milliseconds (te_now_ms), never the
- * wall clock. Signals are blocked and delivered through the signalfd;
- * SIGCHLD is handled by the loop itself when any te_child is registered:
- * each SIGCHLD reaps with waitpid(-1, WNOHANG) until nothing is left (one
- * signalfd read may stand for many exits) and calls the matching te_child;
- * pids nobody watches (orphans, when we are a subreaper) go to on_orphan.
+ * wall clock. Signals are blocked and delivered through the signalfd.
+ * SIGCHLD is always the loop's, from te_loop_init on (an inherited SIG_IGN
+ * is reset to SIG_DFL): each SIGCHLD reaps with waitpid(-1, WNOHANG) until
+ * nothing is left (one signalfd read may stand for many exits) and calls
+ * the matching te_child; pids nobody watches (orphans, when we are a
+ * subreaper) go to on_orphan. So: one loop per process, nothing else may
+ * wait for children (no system()/popen()), and a forked child must be
+ * passed to te_child_add before control returns to the loop.
  *
  * A callback may add or remove any handle, including its own, and may call
  * te_loop_stop(). Hooks run once per turn, just before the loop sleeps

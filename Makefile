@@ -1,0 +1,149 @@
+# tinyedge — plain GNU make.
+#
+#   make              build/tinyedge: static musl binary (-Os, section GC),
+#                     stripped; build/tinyedge.debug keeps the symbols
+#   make test         unit tests (ASan+UBSan) + end-to-end tests; ends with
+#                     "N passed, M failed"
+#   make demo         the daemon with the sample deployment
+#   make bench        "name value unit" lines
+#   make install      DESTDIR=... PREFIX=/usr
+#
+# Cross builds: CC="aarch64-linux-gnu-gcc -specs /usr/lib/aarch64-linux-musl/musl-gcc.specs"
+# (or CROSS_COMPILE=aarch64-linux-gnu- with a musl-targeting gcc), BUILD=build/aarch64.
+
+VERSION := 0.1.0
+
+BUILD ?= build
+CROSS_COMPILE ?=
+ifeq ($(origin CC),default)
+  ifeq ($(CROSS_COMPILE),)
+    CC := musl-gcc
+  else
+    CC := $(CROSS_COMPILE)gcc
+  endif
+endif
+ifeq ($(origin AR),default)
+  AR := $(CROSS_COMPILE)ar
+endif
+STRIP ?= $(CROSS_COMPILE)strip
+HOSTCC ?= gcc
+PYTHON ?= /usr/bin/python3
+PREFIX ?= /usr
+DESTDIR ?=
+
+.DEFAULT_GOAL := all
+TP_SRC := third_party/src
+TP_STAMP := $(TP_SRC)/.stamp
+TP_CFLAGS :=
+
+include third_party/jsmn.mk
+include third_party/lmdb.mk
+include third_party/bearssl.mk
+
+OPTFLAGS ?= -Os
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+CPPFLAGS_TE := -D_GNU_SOURCE -Isrc -Isrc/core -Iinclude -I$(JSMN_INC) -I$(BUILD)
+CFLAGS_TE := -std=gnu11 $(OPTFLAGS) $(WARN) -ffunction-sections -fdata-sections \
+	-fno-asynchronous-unwind-tables -fno-unwind-tables $(CFLAGS)
+LDFLAGS_TE := -static -Wl,--gc-sections $(LDFLAGS)
+
+SRCS := $(sort $(wildcard src/*/*.c))
+MAIN := src/main.c
+OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o) $(MAIN:%.c=$(BUILD)/obj/%.o)
+DEPS := $(OBJS:.o=.d)
+
+# Host build for unit tests: every source but main, with the sanitizers.
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Werror $(SAN)
+HOST_OBJS := $(SRCS:%.c=$(BUILD)/host/%.o)
+HOST_LIB := $(BUILD)/host/libte.a
+UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
+
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+
+.PHONY: all deps test test-unit test-e2e demo bench install clean distclean prereqs-build prereqs-test
+.DELETE_ON_ERROR:
+
+all: prereqs-build
+	@$(MAKE) --no-print-directory $(BUILD)/tinyedge
+
+# Installs what is missing when root (apt-get), else prints the command.
+prereqs-build:
+	@CC="$(CC)" scripts/prereqs.sh build
+
+prereqs-test:
+	@CC="$(CC)" scripts/prereqs.sh test
+
+$(TP_STAMP): scripts/deps.sh $(wildcard third_party/*.mk)
+	scripts/deps.sh
+	@touch $@
+
+deps: $(TP_STAMP)
+
+# version.h changes only when its content does, so a rebuild is not forced.
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(BUILD)
+	@printf '%s\n' \
+	  '#define TE_VERSION "$(VERSION)"' \
+	  '#define TE_GIT_COMMIT "$(GIT_COMMIT)"' \
+	  '#define TE_BUILD_CC "$(firstword $(CC))"' \
+	  '#define TE_BUILD_CFLAGS "$(strip $(OPTFLAGS) $(CFLAGS))"' \
+	  '#define TE_DEP_LMDB "$(LMDB_VERSION)"' \
+	  '#define TE_DEP_BEARSSL "$(BEARSSL_VERSION)"' \
+	  '#define TE_DEP_JSMN "$(JSMN_VERSION)"' > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) -MMD -MP -c $< -o $@
+
+$(BUILD)/tinyedge.debug: $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB)
+	$(CC) $(CFLAGS_TE) $(LDFLAGS_TE) -o $@ $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB)
+
+$(BUILD)/tinyedge: $(BUILD)/tinyedge.debug
+	$(STRIP) -s -R .comment -o $@ $<
+
+$(BUILD)/host/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(CPPFLAGS_TE) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(HOST_LIB): $(HOST_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/test/%: test/unit/%.c test/unit/tap.h $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) -o $@ -lpthread
+
+test: prereqs-test
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(UNIT_BINS)
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh
+
+test-unit: $(UNIT_BINS)
+	@BUILD=$(BUILD) scripts/test.sh unit
+
+test-e2e: all
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh e2e
+
+demo: all
+	@BUILD=$(BUILD) scripts/demo.sh
+
+bench: all
+	@BUILD=$(BUILD) scripts/bench.sh
+
+install: all
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tinyedge $(DESTDIR)/etc/init.d
+	install -m 0755 $(BUILD)/tinyedge $(DESTDIR)$(PREFIX)/bin/tinyedge
+	install -m 0644 rootfs/etc/tinyedge/deployment.json $(DESTDIR)/etc/tinyedge/deployment.json
+	install -m 0600 rootfs/etc/tinyedge/config.json $(DESTDIR)/etc/tinyedge/config.json
+	install -d -m 0700 $(DESTDIR)/var/lib/tinyedge
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(TP_SRC) third_party/dl
+
+-include $(DEPS) $(HOST_OBJS:.o=.d)

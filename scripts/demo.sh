@@ -1,0 +1,26 @@
+#!/bin/sh
+# make demo: the daemon with the sample deployment (rootfs/etc/tinyedge),
+# run from the build tree for a few seconds, then stopped with SIGTERM.
+set -eu
+BUILD=${BUILD:-build}
+bin=$(pwd)/$BUILD/tinyedge
+tmp=$(mktemp -d /tmp/tinyedge-demo.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+# The sample deployment names /usr/bin/tinyedge; point it at this build.
+sed "s|/usr/bin/tinyedge|$bin|g" rootfs/etc/tinyedge/deployment.json > "$tmp/deployment.json"
+cfg=rootfs/etc/tinyedge/config.json
+
+echo "== tinyedge version"
+"$bin" version
+echo
+echo "== tinyedge check (config, sample deployment, host)"
+"$bin" check -c "$cfg" -m "$tmp/deployment.json" --state-dir "$tmp/state"
+echo
+echo "== tinyedge run (3 seconds, then SIGTERM)"
+"$bin" run -c "$cfg" -m "$tmp/deployment.json" --state-dir "$tmp/state" &
+pid=$!
+sleep 3
+kill -TERM "$pid"
+wait "$pid"
+echo "== daemon exited with status $?"

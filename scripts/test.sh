@@ -1,0 +1,48 @@
+#!/bin/sh
+# Run the unit tests (TAP programs) and/or the end-to-end tests (pytest),
+# then print one closing line: "N passed, M failed". Exit 1 on any failure.
+#   scripts/test.sh [all|unit|e2e]
+set -u
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+what=${1:-all}
+pass=0
+fail=0
+
+run_unit() {
+	for t in "$BUILD"/test/test_*; do
+		[ -x "$t" ] || continue
+		out=$("$t" 2>&1)
+		rc=$?
+		ok=$(printf '%s\n' "$out" | grep -c '^ok ')
+		bad=$(printf '%s\n' "$out" | grep -c '^not ok ')
+		# A crash or sanitizer report after the last test point is a failure too.
+		[ $rc -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
+		pass=$((pass + ok))
+		fail=$((fail + bad))
+		echo "unit $(basename "$t"): $ok passed, $bad failed"
+		[ $rc -ne 0 ] && printf '%s\n' "$out" | grep -v '^ok ' | tail -n 40
+	done
+}
+
+run_e2e() {
+	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge "$PYTHON" -m pytest -q -p no:cacheprovider test/e2e 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | tail -n 60
+	summary=$(printf '%s\n' "$out" | tail -n 1)
+	ok=$(printf '%s\n' "$summary" | sed -n 's/.*[^0-9]\([0-9][0-9]*\) passed.*/\1/p; s/^\([0-9][0-9]*\) passed.*/\1/p' | head -n 1)
+	bad=$(printf '%s\n' "$summary" | grep -o '[0-9]* \(failed\|error\|errors\)' | awk '{s += $1} END {print s + 0}')
+	ok=${ok:-0}
+	[ $rc -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
+	pass=$((pass + ok))
+	fail=$((fail + bad))
+}
+
+case $what in
+unit) run_unit ;;
+e2e) run_e2e ;;
+all) run_unit; run_e2e ;;
+*) echo "usage: $0 [all|unit|e2e]" >&2; exit 2 ;;
+esac
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]

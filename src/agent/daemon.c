@@ -1,0 +1,212 @@
+/* tinyedge run: the daemon. One event loop; signals arrive as an fd.
+ *
+ * SIGTERM/SIGINT stop it cleanly; SIGHUP reloads config and manifest (an
+ * invalid reload is logged and changes nothing). The state dir is created
+ * 0700 and locked, so two daemons never share one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "control/cli.h"
+#include "control/commands.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "version.h"
+
+struct daemon {
+	struct te_loop loop;
+	struct te_sig sig_term, sig_int, sig_hup;
+	struct te_cli cli;
+	struct te_config cfg;
+	struct te_manifest manifest;
+	int lock_fd;
+};
+
+static struct daemon the_daemon;
+
+/* mkdir -p; the last component gets mode, parents 0755. */
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static int state_dir_open(struct daemon *d)
+{
+	char path[PATH_MAX + 16];
+	int r = mkdir_p(d->cfg.state_dir, 0700);
+
+	if (r < 0) {
+		te_error("agent", "state dir %s: %s", d->cfg.state_dir, te_strerror(r));
+		return r;
+	}
+	snprintf(path, sizeof(path), "%s/daemon.lock", d->cfg.state_dir);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		r = -errno;
+		te_error("agent", "%s: %s", path, r == -EWOULDBLOCK ?
+			 "another tinyedge daemon uses this state dir" : te_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
+static void log_deployment(const struct te_manifest *m)
+{
+	te_info("agent", "deployment %s: %u module%s, %u route%s",
+		m->path ? m->path : "(command line)", m->nmodules,
+		m->nmodules == 1 ? "" : "s", m->nroutes, m->nroutes == 1 ? "" : "s");
+	for (unsigned i = 0; i < m->nmodules; i++) {
+		const struct te_module_spec *ms = &m->modules[i];
+
+		te_info("agent", "module %s: image %s, status %s, restartPolicy %s",
+			ms->name, ms->image, te_module_status_name(ms->status),
+			te_restart_policy_name(ms->restart));
+	}
+	for (unsigned i = 0; i < m->nroutes; i++)
+		te_info("hub", "route %s (priority %u): %s", m->routes[i].name,
+			m->routes[i].priority, m->routes[i].route);
+}
+
+/* Load everything into fresh structs; swap only if all of it is valid. */
+static int daemon_load(struct daemon *d, bool initial)
+{
+	static struct te_config cfg;
+	struct te_manifest m;
+	struct te_diag diag;
+	const char *cpath, *mpath;
+	int r;
+
+	te_diag_init_stderr(&diag);
+	r = te_cli_load(&d->cli, &cfg, &m, &diag, &cpath, &mpath);
+	if (r < 0) {
+		te_manifest_free(&m);
+		if (!initial)
+			te_error("agent", "reload failed (%u problem%s above); nothing changed",
+				 diag.errors, diag.errors == 1 ? "" : "s");
+		return r;
+	}
+	if (!initial && strcmp(cfg.state_dir, d->cfg.state_dir) != 0) {
+		te_warn("agent", "stateDir change to %s takes effect at the next start",
+			cfg.state_dir);
+		memcpy(cfg.state_dir, d->cfg.state_dir, sizeof(cfg.state_dir));
+	}
+	te_manifest_free(&d->manifest);
+	d->manifest = m;
+	d->cfg = cfg;
+	te_log_set_level(cfg.log_level);
+	te_log_set_syslog(cfg.logs.syslog);
+	if (!cpath)
+		te_info("agent", "no config file; using defaults");
+	if (!mpath && m.nmodules == 0)
+		te_warn("agent", "no deployment manifest and no --module: nothing to run");
+	return 0;
+}
+
+static void on_stop(struct te_loop *loop, struct te_sig *s,
+		    const struct signalfd_siginfo *si)
+{
+	te_info("agent", "%s: stopping", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+	te_loop_stop(loop);
+}
+
+static void on_reload(struct te_loop *loop, struct te_sig *s,
+		      const struct signalfd_siginfo *si)
+{
+	struct daemon *d = &the_daemon;
+
+	te_info("agent", "SIGHUP: reloading");
+	if (daemon_load(d, false) == 0)
+		log_deployment(&d->manifest);
+}
+
+static int daemon_signals(struct daemon *d)
+{
+	int r;
+
+	d->sig_term = (struct te_sig){ .signo = SIGTERM, .cb = on_stop };
+	d->sig_int = (struct te_sig){ .signo = SIGINT, .cb = on_stop };
+	d->sig_hup = (struct te_sig){ .signo = SIGHUP, .cb = on_reload };
+	if ((r = te_signal_add(&d->loop, &d->sig_term)) < 0 ||
+	    (r = te_signal_add(&d->loop, &d->sig_int)) < 0 ||
+	    (r = te_signal_add(&d->loop, &d->sig_hup)) < 0)
+		te_error("agent", "signals: %s", te_strerror(r));
+	return r;
+}
+
+static int daemon_serve(struct daemon *d)
+{
+	int r = te_loop_init(&d->loop);
+
+	if (r < 0) {
+		te_error("agent", "event loop: %s", te_strerror(r));
+		return TE_EXIT_FAIL;
+	}
+	/* Orphans of our modules are reparented to us and reaped by the loop. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		te_warn("agent", "PR_SET_CHILD_SUBREAPER: %s", strerror(errno));
+	if (daemon_signals(d) < 0) {
+		te_loop_close(&d->loop);
+		return TE_EXIT_FAIL;
+	}
+	te_info("agent", "ready");
+	r = te_loop_run(&d->loop);
+	te_loop_close(&d->loop);
+	if (r < 0) {
+		te_error("agent", "event loop: %s", te_strerror(r));
+		return TE_EXIT_FAIL;
+	}
+	te_info("agent", "stopped");
+	return TE_EXIT_OK;
+}
+
+int te_cmd_run(int argc, char **argv)
+{
+	struct daemon *d = &the_daemon;
+	int rc;
+
+	if (te_cli_parse(&d->cli, argc, argv, TE_OPT_FILES | TE_OPT_RUN | TE_OPT_LOG) < 0)
+		return TE_EXIT_USAGE;
+	if (d->cli.help)
+		return te_help(argv[0]);
+	if (d->cli.argc)
+		return te_cli_usage_error(&d->cli, "unexpected argument '%s'", d->cli.argv[0]);
+	te_manifest_init(&d->manifest);
+	d->lock_fd = -1;
+	if (daemon_load(d, true) < 0)
+		return TE_EXIT_USAGE;
+	te_info("agent", "tinyedge %s (%s) starting: device %s, state dir %s, upstream %s",
+		TE_VERSION, TE_GIT_COMMIT, d->cfg.device_id, d->cfg.state_dir,
+		te_upstream_protocol_name(d->cfg.upstream.protocol));
+	if (state_dir_open(d) < 0) {
+		te_manifest_free(&d->manifest);
+		return TE_EXIT_FAIL;
+	}
+	log_deployment(&d->manifest);
+	rc = daemon_serve(d);
+	te_manifest_free(&d->manifest);
+	close(d->lock_fd);
+	return rc;
+}

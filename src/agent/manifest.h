@@ -1,0 +1,148 @@
+/* Deployment manifest: the Azure IoT Edge shape, parsed into validated
+ * structs (docs/manifest.md).
+ *
+ *   modulesContent.$edgeAgent["properties.desired"].modules.{name}
+ *   modulesContent.$edgeHub["properties.desired"].routes / storeAndForwardConfiguration
+ *   modulesContent.{name}["properties.desired"]            (module twins)
+ *
+ * Everything a manifest holds lives in its arena and is freed with it.
+ * After te_manifest_load() returns 0 every field is within its documented
+ * range; later code trusts the struct. */
+#ifndef TE_MANIFEST_H
+#define TE_MANIFEST_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/diag.h"
+
+#define TE_DEFAULT_MANIFEST "/etc/tinyedge/deployment.json"
+#define TE_MODULE_NAME_MAX 63     /* a module name is also its hostname */
+#define TE_STARTUP_ORDER_UNSET UINT32_MAX
+#define TE_RING_BYTES_DEFAULT (256u * 1024)
+#define TE_ROUTE_PRIORITY_DEFAULT 0
+#define TE_TTL_DEFAULT 7200
+
+enum te_restart_policy { TE_RESTART_NEVER, TE_RESTART_ON_FAILURE,
+			 TE_RESTART_ON_UNHEALTHY, TE_RESTART_ALWAYS };
+enum te_module_status { TE_STATUS_RUNNING, TE_STATUS_STOPPED };
+enum te_module_io { TE_IO_RING, TE_IO_STDIO };
+
+/* Namespace bits (namespaces key). */
+enum {
+	TE_NS_PID = 1u << 0,
+	TE_NS_MOUNT = 1u << 1,
+	TE_NS_UTS = 1u << 2,
+	TE_NS_IPC = 1u << 3,
+	TE_NS_NET = 1u << 4,
+	TE_NS_USER = 1u << 5,
+	TE_NS_DEFAULT = TE_NS_PID | TE_NS_MOUNT | TE_NS_UTS | TE_NS_IPC,
+};
+
+struct te_mount {
+	const char *source; /* host path */
+	const char *target; /* path inside the module */
+	bool read_only;
+};
+
+struct te_device {
+	const char *path;        /* host device node */
+	const char *target;      /* path inside the module (= path by default) */
+	const char *permissions; /* subset of "rwm", default "rwm" */
+};
+
+struct te_limits {
+	int64_t memory_bytes; /* -1 = unset */
+	int64_t pids;
+	int64_t cpu_percent;  /* of one CPU: 50 = half a core, 200 = two */
+	int64_t nofile;
+};
+
+struct te_module_spec {
+	const char *name;
+	const char *image;        /* settings.image: a path */
+	enum te_module_status status;
+	enum te_restart_policy restart;
+	uint32_t startup_order;   /* TE_STARTUP_ORDER_UNSET = last */
+	const char **env;         /* "NAME=value", nenv entries */
+	unsigned nenv;
+	const char **args;        /* argv[1..]; nargs entries */
+	unsigned nargs;
+	const char *workdir;      /* NULL = "/" */
+	const char *user;         /* NULL = the unprivileged default */
+	const char *group;
+	unsigned namespaces;      /* TE_NS_* */
+	const char *rootfs;       /* NULL = host view */
+	struct te_mount *mounts;
+	unsigned nmounts;
+	struct te_device *devices;
+	unsigned ndevices;
+	uint64_t capabilities;    /* bit n = capability n */
+	struct te_limits limits;
+	unsigned stop_timeout_secs;
+	unsigned watchdog_secs;   /* 0 = none */
+	enum te_module_io io;
+	uint32_t ring_bytes;      /* each direction */
+	const char *desired_json; /* {name}["properties.desired"] or NULL */
+	/* Where the module is defined, for messages at run time. */
+	unsigned line, col;
+};
+
+struct te_route_spec {
+	const char *name;
+	const char *route;        /* route language text (compiled by the hub) */
+	unsigned priority;        /* 0 (highest) .. 9 */
+	int64_t ttl_secs;         /* -1 = the store's default */
+	unsigned line, col;
+};
+
+struct te_manifest {
+	struct te_arena arena;
+	const char *path;         /* NULL when built from flags only */
+	struct te_module_spec *modules;
+	unsigned nmodules;
+	struct te_route_spec *routes;
+	unsigned nroutes;
+	int64_t ttl_secs;         /* storeAndForwardConfiguration.timeToLiveSecs */
+	bool has_ttl;             /* ttl_secs was given in the manifest */
+};
+
+/* An empty manifest (no modules, no routes). */
+void te_manifest_init(struct te_manifest *m);
+
+/* Load and validate path. Reports every problem found to diag; returns 0,
+ * -TE_EINVALID (problems reported) or -errno (cannot read; reported). On
+ * error m is left empty but initialised. */
+int te_manifest_load(struct te_manifest *m, const char *path,
+		     struct te_diag *diag);
+
+/* One-off runs: --module NAME=PATH[:ARG...] and --route ROUTE, appended to
+ * m (a module of the same name as a manifest module replaces it). Errors
+ * name the flag. 0 or -TE_EINVALID (reported) / -ENOMEM. */
+int te_manifest_add_module_flag(struct te_manifest *m, const char *arg,
+				struct te_diag *diag);
+int te_manifest_add_route_flag(struct te_manifest *m, const char *arg,
+			       struct te_diag *diag);
+
+/* Look a module up by name; NULL if absent. */
+const struct te_module_spec *te_manifest_find(const struct te_manifest *m,
+					      const char *name);
+
+/* Host checks (for `tinyedge check`): every running module's image exists
+ * and is executable, rootfs/mount sources/devices exist. Reports problems
+ * at the module's position; returns how many. */
+unsigned te_manifest_check_host(const struct te_manifest *m,
+				struct te_diag *diag);
+
+void te_manifest_free(struct te_manifest *m);
+
+const char *te_restart_policy_name(enum te_restart_policy p);
+const char *te_module_status_name(enum te_module_status s);
+/* Capability name ("CAP_NET_ADMIN" or "NET_ADMIN", any case) -> number,
+ * or -1. */
+int te_capability_from_name(const char *name);
+const char *te_capability_name(unsigned cap);
+
+#endif

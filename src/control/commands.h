@@ -1,0 +1,13 @@
+/* The verbs of the tinyedge command (table in src/main.c). Each takes its
+ * own argv (argv[0] = the verb) and returns an exit code (TE_EXIT_*). */
+#ifndef TE_COMMANDS_H
+#define TE_COMMANDS_H
+
+int te_cmd_run(int argc, char **argv);
+int te_cmd_check(int argc, char **argv);
+int te_cmd_version(int argc, char **argv);
+
+/* Print the help of one verb to stdout; returns TE_EXIT_OK. */
+int te_help(const char *verb);
+
+#endif

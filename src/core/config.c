@@ -1,0 +1,426 @@
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "config.h"
+#include "err.h"
+#include "json.h"
+#include "jvalue.h"
+
+static const char *const protocol_names[] = { "none", "mqtt", "azure-iot-hub" };
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
+
+const char *te_upstream_protocol_name(enum te_upstream_protocol p)
+{
+	return p <= TE_UP_AZURE ? protocol_names[p] : "?";
+}
+
+bool te_config_valid_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > TE_ID_MAX)
+		return false;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c >= 0x80 || !(isalnum(c) || strchr("-.%_*?!(),:=@$'", c)))
+			return false;
+	}
+	return true;
+}
+
+void te_config_defaults(struct te_config *c)
+{
+	struct utsname u;
+
+	memset(c, 0, sizeof(*c));
+	if (uname(&u) == 0) {
+		snprintf(c->hostname, sizeof(c->hostname), "%s", u.nodename);
+		if (te_config_valid_id(u.nodename))
+			snprintf(c->device_id, sizeof(c->device_id), "%s",
+				 u.nodename);
+	}
+	if (!c->device_id[0])
+		snprintf(c->device_id, sizeof(c->device_id), "tinyedge");
+	snprintf(c->state_dir, sizeof(c->state_dir), "%s", TE_DEFAULT_STATE_DIR);
+	c->log_level = TE_LOG_INFO;
+	c->upstream.protocol = TE_UP_NONE;
+	c->upstream.tls = true;
+	c->upstream.keepalive_secs = 240;
+	c->store.ttl_secs = 7200;
+	c->backoff.initial_ms = 1000;
+	c->backoff.max_ms = 60000;
+	c->backoff.reset_after_secs = 600;
+	c->logs.ring_bytes = 64 * 1024;
+}
+
+/* --- connection strings: "HostName=h;DeviceId=d;SharedAccessKey=k" --- */
+
+static const char *const cs_keys[] = { "HostName", "DeviceId", "ModuleId",
+	"SharedAccessKey", "GatewayHostName", "x509" };
+enum { CS_HOST, CS_DEVICE, CS_MODULE, CS_KEY, CS_GATEWAY, CS_X509, CS_N };
+
+/* Check the string's shape; fills have[] with which keys are present and
+ * device (cap TE_ID_MAX+1) with DeviceId. Message in err on failure. */
+static int cs_check(const char *cs, bool have[CS_N], char *device,
+		    char *err, size_t cap)
+{
+	const char *p = cs;
+
+	memset(have, 0, CS_N * sizeof(bool));
+	while (*p) {
+		const char *end = strchr(p, ';'), *eq = strchr(p, '=');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		unsigned k;
+
+		if (!eq || eq >= p + len) {
+			snprintf(err, cap, "part %.*s has no '='", (int)(len > 40 ? 40 : len), p);
+			return -TE_EINVALID;
+		}
+		for (k = 0; k < CS_N; k++)
+			if (strlen(cs_keys[k]) == (size_t)(eq - p) &&
+			    !strncmp(p, cs_keys[k], (size_t)(eq - p)))
+				break;
+		if (k == CS_N) {
+			snprintf(err, cap, "unknown part %.*s", (int)(eq - p), p);
+			return -TE_EINVALID;
+		}
+		if (k == CS_DEVICE)
+			snprintf(device, TE_ID_MAX + 1, "%.*s",
+				 (int)(len - (size_t)(eq - p) - 1), eq + 1);
+		have[k] = eq + 1 < p + len;
+		p += len + (end != NULL);
+	}
+	if (!have[CS_HOST] || !have[CS_DEVICE]) {
+		snprintf(err, cap, "needs HostName and DeviceId");
+		return -TE_EINVALID;
+	}
+	if (!have[CS_KEY] && !have[CS_X509]) {
+		snprintf(err, cap, "needs SharedAccessKey (or x509=true with certFile and keyFile)");
+		return -TE_EINVALID;
+	}
+	return 0;
+}
+
+/* --- sections --- */
+
+struct cfg_ctx {
+	const struct te_json_doc *doc;
+	struct te_diag *diag;
+	struct te_config *c;
+	unsigned bad;
+};
+
+static void cfg_str(struct cfg_ctx *x, int t, const char *what, char *buf,
+		    size_t cap)
+{
+	if (t >= 0 && te_jv_str(x->doc, (unsigned)t, what, buf, cap, false, x->diag))
+		x->bad++;
+}
+
+static void cfg_uint(struct cfg_ctx *x, int t, const char *what, int64_t min,
+		     int64_t max, unsigned *out)
+{
+	int64_t v;
+
+	if (t < 0)
+		return;
+	if (te_jv_int(x->doc, (unsigned)t, what, min, max, &v, x->diag))
+		x->bad++;
+	else
+		*out = (unsigned)v;
+}
+
+static void cfg_bool(struct cfg_ctx *x, int t, const char *what, bool *out)
+{
+	if (t >= 0 && te_jv_bool(x->doc, (unsigned)t, what, out, x->diag))
+		x->bad++;
+}
+
+static const struct te_json_policy upstream_policy[] = {
+	{ "protocol", TE_JSON_STRING, TE_JSON_REQUIRED },
+	{ "connectionString", TE_JSON_STRING, 0 },
+	{ "host", TE_JSON_STRING, 0 },
+	{ "port", TE_JSON_NUMBER, 0 },
+	{ "tls", TE_JSON_BOOL, 0 },
+	{ "caFile", TE_JSON_STRING, 0 },
+	{ "certFile", TE_JSON_STRING, 0 },
+	{ "keyFile", TE_JSON_STRING, 0 },
+	{ "username", TE_JSON_STRING, 0 },
+	{ "password", TE_JSON_STRING, 0 },
+	{ "keepAliveSecs", TE_JSON_NUMBER, 0 },
+};
+enum { UP_PROTOCOL, UP_CS, UP_HOST, UP_PORT, UP_TLS, UP_CA, UP_CERT, UP_KEY,
+       UP_USER, UP_PASS, UP_KEEPALIVE, UP_N };
+
+static void cfg_upstream_rules(struct cfg_ctx *x, unsigned obj, const int *tb,
+			       int device_tok)
+{
+	struct te_upstream_config *u = &x->c->upstream;
+	bool have[CS_N];
+	char err[160], device[TE_ID_MAX + 1] = "";
+
+	if (u->protocol == TE_UP_MQTT && !u->host[0]) {
+		te_json_error(x->doc, x->diag, obj, "upstream: protocol mqtt needs \"host\"");
+		x->bad++;
+	}
+	if (u->protocol != TE_UP_AZURE) {
+		if (tb[UP_CS] >= 0) {
+			te_json_error(x->doc, x->diag, (unsigned)tb[UP_CS],
+				      "upstream.connectionString is only for protocol azure-iot-hub");
+			x->bad++;
+		}
+		return;
+	}
+	if (tb[UP_CS] < 0) {
+		te_json_error(x->doc, x->diag, obj,
+			      "upstream: protocol azure-iot-hub needs \"connectionString\"");
+		x->bad++;
+		return;
+	}
+	if (cs_check(u->connection_string, have, device, err, sizeof(err)) < 0) {
+		te_json_error(x->doc, x->diag, (unsigned)tb[UP_CS],
+			      "upstream.connectionString: %s", err);
+		x->bad++;
+	} else if (device_tok >= 0 && strcmp(device, x->c->device_id) != 0) {
+		te_json_error(x->doc, x->diag, (unsigned)device_tok,
+			      "deviceId \"%s\" differs from the connection string's DeviceId \"%s\"",
+			      x->c->device_id, device);
+		x->bad++;
+	} else if (te_config_valid_id(device)) {
+		snprintf(x->c->device_id, sizeof(x->c->device_id), "%s", device);
+	}
+}
+
+static void cfg_upstream(struct cfg_ctx *x, int obj, int device_tok)
+{
+	struct te_upstream_config *u = &x->c->upstream;
+	int tb[UP_N];
+	unsigned p = 0;
+
+	if (obj < 0)
+		return;
+	x->bad += te_json_read_object(x->doc, (unsigned)obj, "upstream",
+				      upstream_policy, UP_N, tb, x->diag);
+	if (tb[UP_PROTOCOL] >= 0 &&
+	    te_jv_enum(x->doc, (unsigned)tb[UP_PROTOCOL], "upstream.protocol",
+		       protocol_names, 3, &p, x->diag) < 0)
+		x->bad++;
+	u->protocol = p;
+	cfg_str(x, tb[UP_CS], "upstream.connectionString", u->connection_string,
+		sizeof(u->connection_string));
+	cfg_str(x, tb[UP_HOST], "upstream.host", u->host, sizeof(u->host));
+	cfg_uint(x, tb[UP_PORT], "upstream.port", 1, 65535, &u->port);
+	cfg_bool(x, tb[UP_TLS], "upstream.tls", &u->tls);
+	cfg_str(x, tb[UP_CA], "upstream.caFile", u->ca_file, sizeof(u->ca_file));
+	cfg_str(x, tb[UP_CERT], "upstream.certFile", u->cert_file, sizeof(u->cert_file));
+	cfg_str(x, tb[UP_KEY], "upstream.keyFile", u->key_file, sizeof(u->key_file));
+	cfg_str(x, tb[UP_USER], "upstream.username", u->username, sizeof(u->username));
+	cfg_str(x, tb[UP_PASS], "upstream.password", u->password, sizeof(u->password));
+	cfg_uint(x, tb[UP_KEEPALIVE], "upstream.keepAliveSecs", 5, 65535,
+		 &u->keepalive_secs);
+	if ((tb[UP_CERT] >= 0) != (tb[UP_KEY] >= 0)) {
+		te_json_error(x->doc, x->diag, (unsigned)obj,
+			      "upstream: certFile and keyFile go together");
+		x->bad++;
+	}
+	if (!x->bad)
+		cfg_upstream_rules(x, (unsigned)obj, tb, device_tok);
+}
+
+static const struct te_json_policy store_policy[] = {
+	{ "path", TE_JSON_STRING, 0 },
+	{ "maxBytes", TE_JSON_NUMBER, 0 },
+	{ "timeToLiveSecs", TE_JSON_NUMBER, 0 },
+};
+
+static void cfg_store(struct cfg_ctx *x, int obj)
+{
+	int tb[3];
+	int64_t v;
+
+	if (obj < 0)
+		return;
+	x->bad += te_json_read_object(x->doc, (unsigned)obj, "storeAndForward",
+				      store_policy, 3, tb, x->diag);
+	cfg_str(x, tb[0], "storeAndForward.path", x->c->store.path,
+		sizeof(x->c->store.path));
+	if (tb[1] >= 0 && te_jv_int(x->doc, (unsigned)tb[1], "storeAndForward.maxBytes",
+				    1 << 20, INT64_MAX, &v, x->diag) == 0)
+		x->c->store.max_bytes = (uint64_t)v;
+	else if (tb[1] >= 0)
+		x->bad++;
+	if (tb[2] >= 0 && te_jv_int(x->doc, (unsigned)tb[2], "storeAndForward.timeToLiveSecs",
+				    INT32_MIN, INT32_MAX, &v, x->diag) == 0)
+		x->c->store.ttl_secs = v;
+	else if (tb[2] >= 0)
+		x->bad++;
+}
+
+static const struct te_json_policy backoff_policy[] = {
+	{ "initialMs", TE_JSON_NUMBER, 0 },
+	{ "maxMs", TE_JSON_NUMBER, 0 },
+	{ "resetAfterSecs", TE_JSON_NUMBER, 0 },
+};
+
+static void cfg_backoff(struct cfg_ctx *x, int obj)
+{
+	int tb[3];
+
+	if (obj < 0)
+		return;
+	x->bad += te_json_read_object(x->doc, (unsigned)obj, "restartBackoff",
+				      backoff_policy, 3, tb, x->diag);
+	cfg_uint(x, tb[0], "restartBackoff.initialMs", 10, 3600000,
+		 &x->c->backoff.initial_ms);
+	cfg_uint(x, tb[1], "restartBackoff.maxMs", 10, 86400000,
+		 &x->c->backoff.max_ms);
+	cfg_uint(x, tb[2], "restartBackoff.resetAfterSecs", 1, 86400,
+		 &x->c->backoff.reset_after_secs);
+	if (x->c->backoff.max_ms < x->c->backoff.initial_ms) {
+		te_json_error(x->doc, x->diag, (unsigned)obj,
+			      "restartBackoff.maxMs (%u) is less than initialMs (%u)",
+			      x->c->backoff.max_ms, x->c->backoff.initial_ms);
+		x->bad++;
+	}
+}
+
+static const struct te_json_policy logs_policy[] = {
+	{ "ringBytes", TE_JSON_NUMBER, 0 },
+	{ "persist", TE_JSON_BOOL, 0 },
+	{ "syslog", TE_JSON_BOOL, 0 },
+};
+
+static void cfg_logs(struct cfg_ctx *x, int obj)
+{
+	int tb[3];
+
+	if (obj < 0)
+		return;
+	x->bad += te_json_read_object(x->doc, (unsigned)obj, "logs", logs_policy,
+				      3, tb, x->diag);
+	cfg_uint(x, tb[0], "logs.ringBytes", 4096, 16 << 20, &x->c->logs.ring_bytes);
+	cfg_bool(x, tb[1], "logs.persist", &x->c->logs.persist);
+	cfg_bool(x, tb[2], "logs.syslog", &x->c->logs.syslog);
+}
+
+static const struct te_json_policy root_policy[] = {
+	{ "deviceId", TE_JSON_STRING, 0 },
+	{ "hostname", TE_JSON_STRING, 0 },
+	{ "stateDir", TE_JSON_STRING, 0 },
+	{ "logLevel", TE_JSON_STRING, 0 },
+	{ "upstream", TE_JSON_OBJECT, 0 },
+	{ "storeAndForward", TE_JSON_OBJECT, 0 },
+	{ "restartBackoff", TE_JSON_OBJECT, 0 },
+	{ "logs", TE_JSON_OBJECT, 0 },
+};
+enum { R_DEVICE, R_HOSTNAME, R_STATE, R_LEVEL, R_UPSTREAM, R_STORE, R_BACKOFF,
+       R_LOGS, R_N };
+
+static void cfg_root(struct cfg_ctx *x)
+{
+	int tb[R_N];
+	unsigned level;
+
+	x->bad += te_json_read_object(x->doc, 0, "", root_policy, R_N, tb, x->diag);
+	cfg_str(x, tb[R_DEVICE], "deviceId", x->c->device_id, sizeof(x->c->device_id));
+	if (tb[R_DEVICE] >= 0 && x->c->device_id[0] &&
+	    !te_config_valid_id(x->c->device_id)) {
+		te_json_error(x->doc, x->diag, (unsigned)tb[R_DEVICE],
+			      "deviceId may hold only letters, digits and -.%%_*?!(),:=@$'");
+		x->bad++;
+	}
+	cfg_str(x, tb[R_HOSTNAME], "hostname", x->c->hostname, sizeof(x->c->hostname));
+	cfg_str(x, tb[R_STATE], "stateDir", x->c->state_dir, sizeof(x->c->state_dir));
+	if (tb[R_STATE] >= 0 && x->c->state_dir[0] && x->c->state_dir[0] != '/') {
+		te_json_error(x->doc, x->diag, (unsigned)tb[R_STATE],
+			      "stateDir must be an absolute path");
+		x->bad++;
+	}
+	if (tb[R_LEVEL] >= 0) {
+		if (te_jv_enum(x->doc, (unsigned)tb[R_LEVEL], "logLevel",
+			       level_names, 4, &level, x->diag) < 0)
+			x->bad++;
+		else
+			x->c->log_level = level;
+	}
+	cfg_store(x, tb[R_STORE]);
+	cfg_backoff(x, tb[R_BACKOFF]);
+	cfg_logs(x, tb[R_LOGS]);
+	cfg_upstream(x, tb[R_UPSTREAM], tb[R_DEVICE]);
+}
+
+int te_config_load(struct te_config *c, const char *path, struct te_diag *diag)
+{
+	struct te_json_doc doc;
+	struct cfg_ctx x = { .doc = &doc, .diag = diag, .c = c };
+	int r;
+
+	r = te_json_load_file(&doc, path, NULL, NULL, diag);
+	if (r < 0)
+		return r == -TE_EMALFORMED || r == -TE_ELIMIT ? -TE_EINVALID : r;
+	if (doc.tok[0].type != TE_JSON_OBJECT) {
+		te_json_error(&doc, diag, 0, "the config must be a JSON object");
+		x.bad++;
+	} else {
+		cfg_root(&x);
+	}
+	te_json_free(&doc);
+	return x.bad ? -TE_EINVALID : 0;
+}
+
+/* --- --upstream URL --- */
+
+int te_config_parse_upstream_url(struct te_config *c, const char *url,
+				 char *err, unsigned long cap)
+{
+	struct te_upstream_config *u = &c->upstream;
+	const char *host, *colon, *end;
+	char *num_end;
+	unsigned long port = 0;
+
+	if (strcmp(url, "none") == 0) {
+		u->protocol = TE_UP_NONE;
+		return 0;
+	}
+	if (strncmp(url, "mqtt://", 7) == 0) {
+		u->tls = false;
+		host = url + 7;
+	} else if (strncmp(url, "mqtts://", 8) == 0) {
+		u->tls = true;
+		host = url + 8;
+	} else {
+		snprintf(err, cap, "--upstream: expected none, mqtt://HOST[:PORT] or mqtts://HOST[:PORT], got '%s'", url);
+		return -TE_EINVALID;
+	}
+	if (*host == '[') { /* [v6]:port */
+		end = strchr(host, ']');
+		colon = end && end[1] == ':' ? end + 1 : NULL;
+		if (!end || (end[1] && !colon))
+			goto bad;
+		host++;
+	} else {
+		colon = strchr(host, ':');
+		end = colon ? colon : host + strlen(host);
+	}
+	if (end == host || (size_t)(end - host) >= sizeof(u->host) ||
+	    memchr(host, '/', (size_t)(end - host)))
+		goto bad;
+	if (colon) {
+		errno = 0;
+		port = strtoul(colon + 1, &num_end, 10);
+		if (*num_end || colon[1] == '\0' || port < 1 || port > 65535 || errno)
+			goto bad;
+	}
+	snprintf(u->host, sizeof(u->host), "%.*s", (int)(end - host), host);
+	u->port = (unsigned)port;
+	u->protocol = TE_UP_MQTT;
+	return 0;
+bad:
+	snprintf(err, cap, "--upstream: '%s' is not a valid URL (mqtt[s]://HOST[:PORT], port 1-65535)", url);
+	return -TE_EINVALID;
+}

@@ -1,0 +1,77 @@
+/* Device configuration: /etc/tinyedge/config.json (or -c FILE).
+ *
+ * Keys are camelCase; unknown keys are an error. Every problem is reported
+ * to a struct te_diag with file:line:col. Strings are bounded and copied
+ * into the struct, so a loaded config owns no memory. See docs/config.md. */
+#ifndef TE_CONFIG_H
+#define TE_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "diag.h"
+#include "log.h"
+
+#define TE_DEFAULT_CONFIG "/etc/tinyedge/config.json"
+#define TE_DEFAULT_STATE_DIR "/var/lib/tinyedge"
+#define TE_ID_MAX 128   /* Azure IoT Hub's limit for device and module ids */
+#define TE_HOST_MAX 256
+#define TE_SECRET_MAX 1024
+
+enum te_upstream_protocol { TE_UP_NONE, TE_UP_MQTT, TE_UP_AZURE };
+
+struct te_upstream_config {
+	enum te_upstream_protocol protocol;
+	char connection_string[TE_SECRET_MAX];
+	char host[TE_HOST_MAX];
+	unsigned port;            /* 0 = default: 8883 with TLS, 1883 without */
+	bool tls;
+	char ca_file[PATH_MAX];
+	char cert_file[PATH_MAX];
+	char key_file[PATH_MAX];
+	char username[TE_SECRET_MAX];
+	char password[TE_SECRET_MAX];
+	unsigned keepalive_secs;
+};
+
+struct te_config {
+	char device_id[TE_ID_MAX + 1];
+	char hostname[TE_HOST_MAX];
+	char state_dir[PATH_MAX];
+	enum te_log_level log_level;
+	struct te_upstream_config upstream;
+	struct {
+		char path[PATH_MAX];     /* "" = <stateDir>/store */
+		uint64_t max_bytes;      /* 0 = auto: min(64 MiB, 50% free) */
+		int64_t ttl_secs;        /* default for messages; <= 0 = keep */
+	} store;
+	struct {
+		unsigned initial_ms, max_ms, reset_after_secs;
+	} backoff;
+	struct {
+		unsigned ring_bytes;     /* per-module in-memory log ring */
+		bool persist;
+		bool syslog;
+	} logs;
+};
+
+/* Fill c with defaults (device id and hostname from uname). */
+void te_config_defaults(struct te_config *c);
+
+/* Load path over the defaults. Reports every problem to diag; returns 0,
+ * -TE_EINVALID (problems reported), or -errno when the file cannot be read
+ * (reported too). */
+int te_config_load(struct te_config *c, const char *path, struct te_diag *diag);
+
+/* Parse an --upstream URL (none, mqtt://host[:port], mqtts://host[:port])
+ * into c->upstream. -TE_EINVALID with a message in err (cap bytes). */
+int te_config_parse_upstream_url(struct te_config *c, const char *url,
+				 char *err, unsigned long cap);
+
+/* Is s a valid device or module id (Azure's character set, 1..128 bytes)? */
+bool te_config_valid_id(const char *s);
+
+const char *te_upstream_protocol_name(enum te_upstream_protocol p);
+
+#endif

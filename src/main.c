@@ -1,0 +1,135 @@
+/* tinyedge: one binary, busybox-style verbs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "control/cli.h"
+#include "control/commands.h"
+#include "core/err.h"
+#include "version.h"
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *synopsis;
+	const char *help;
+};
+
+static int cmd_help(int argc, char **argv);
+
+static const struct command commands[] = {
+	{ "run", te_cmd_run,
+	  "run [-c CONFIG] [-m MANIFEST] [--state-dir DIR] [--log-level LEVEL]\n"
+	  "    [--module NAME=PATH[:ARG...]]... [--route ROUTE]... [--upstream URL]",
+	  "Run the daemon in the foreground: load the config and the deployment\n"
+	  "manifest, then serve until SIGTERM or SIGINT. SIGHUP reloads both; an\n"
+	  "invalid reload is logged and changes nothing.\n"
+	  "\n"
+	  "  -c, --config FILE      device config (default /etc/tinyedge/config.json,\n"
+	  "                         used when present)\n"
+	  "  -m, --manifest FILE    deployment manifest (default\n"
+	  "                         /etc/tinyedge/deployment.json, used when present\n"
+	  "                         and no --module is given)\n"
+	  "  --state-dir DIR        state directory (default: config stateDir, else\n"
+	  "                         $TINYEDGE_STATE_DIR, else /var/lib/tinyedge)\n"
+	  "  --log-level LEVEL      error, warn, info or debug\n"
+	  "  --module NAME=PATH[:ARG...]  add a module (repeatable)\n"
+	  "  --route ROUTE          add a route (repeatable)\n"
+	  "  --upstream URL         none, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]\n"
+	  "\n"
+	  "Flags override the config file. Exit status: 0 after a clean stop,\n"
+	  "1 on a runtime failure, 2 on invalid input." },
+	{ "check", te_cmd_check,
+	  "check [-c CONFIG] [-m MANIFEST] [--json] [run's --module/--route/--upstream]",
+	  "Validate the config, the deployment manifest and the host (images,\n"
+	  "rootfs, mounts, devices, state dir). Every problem is printed as\n"
+	  "FILE:LINE:COLUMN: MESSAGE on stderr; exit 2 if there is any, else a\n"
+	  "summary on stdout and exit 0. --json prints one JSON document on stdout\n"
+	  "({\"ok\", \"problems\": [{file, line, column, message}], ...})." },
+	{ "version", te_cmd_version, "version",
+	  "Print the version, git commit, build flags and dependency versions." },
+	{ "help", cmd_help, "help [COMMAND]", "Show help for a command." },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *find_command(const char *name)
+{
+	for (unsigned i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: tinyedge COMMAND [OPTIONS]\n\n"
+		   "An IoT edge runtime: supervised modules, message routes, an offline\n"
+		   "store and an MQTT/TLS uplink in one static binary.\n\ncommands:\n");
+	for (unsigned i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  tinyedge %s\n", commands[i].synopsis);
+	fprintf(f, "\nEvery command takes --help and --state-dir DIR.\n"
+		   "Exit status: 0 ok, 1 runtime failure, 2 usage or invalid input.\n");
+}
+
+int te_help(const char *verb)
+{
+	const struct command *c = find_command(verb);
+
+	if (!c) {
+		usage(stdout);
+		return TE_EXIT_OK;
+	}
+	printf("usage: tinyedge %s\n\n%s\n", c->synopsis, c->help);
+	return TE_EXIT_OK;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc == 2 && !strcmp(argv[1], "--help"))
+		return te_help(argv[0]);
+	if (argc > 2 || (argc == 2 && !find_command(argv[1]))) {
+		fprintf(stderr, "tinyedge help: unknown command '%s'\n", argv[1]);
+		return TE_EXIT_USAGE;
+	}
+	return te_help(argc == 2 ? argv[1] : "");
+}
+
+int te_cmd_version(int argc, char **argv)
+{
+	struct te_cli cli;
+
+	if (te_cli_parse(&cli, argc, argv, 0) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc)
+		return te_cli_usage_error(&cli, "unexpected argument '%s'", cli.argv[0]);
+	printf("tinyedge %s\n"
+	       "commit: %s\n"
+	       "build: %s %s, static, musl\n"
+	       "dependencies: lmdb %s, bearssl %s, jsmn %s\n",
+	       TE_VERSION, TE_GIT_COMMIT, TE_BUILD_CC, TE_BUILD_CFLAGS,
+	       TE_DEP_LMDB, TE_DEP_BEARSSL, TE_DEP_JSMN);
+	return TE_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *c;
+
+	if (argc < 2) {
+		usage(stderr);
+		return TE_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(stdout);
+		return TE_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version"))
+		return te_cmd_version(1, (char *[]){ "version", NULL });
+	c = find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "tinyedge: unknown command '%s'\nTry 'tinyedge --help'.\n", argv[1]);
+		return TE_EXIT_USAGE;
+	}
+	return c->fn(argc - 1, argv + 1);
+}
