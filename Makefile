@@ -58,11 +58,16 @@ HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Werror $(SAN)
 HOST_OBJS := $(SRCS:%.c=$(BUILD)/host/%.o)
 HOST_LIB := $(BUILD)/host/libte.a
 UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
-UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_replay
+
+# Fuzzing: one target binary with modes (TE_FUZZ=json|config|manifest).
+FUZZ_BIN := $(BUILD)/fuzz/tinyedge-fuzz
+FUZZ_SECS ?= 60
+FUZZ_MODES := json config manifest
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-.PHONY: all deps test test-unit test-e2e demo bench install clean distclean prereqs-build prereqs-test
+.PHONY: all deps test test-unit test-e2e demo bench fuzz install clean distclean prereqs-build prereqs-test
 .DELETE_ON_ERROR:
 
 all: prereqs-build
@@ -97,7 +102,8 @@ FORCE:
 
 $(BUILD)/obj/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) -MMD -MP -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) -MMD -MP -c $< -o $@
 
 $(BUILD)/tinyedge.debug: $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB)
 	$(CC) $(CFLAGS_TE) $(LDFLAGS_TE) -o $@ $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB)
@@ -107,14 +113,35 @@ $(BUILD)/tinyedge: $(BUILD)/tinyedge.debug
 
 $(BUILD)/host/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(CPPFLAGS_TE) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  HOSTCC  $<"
+	@$(HOSTCC) $(CPPFLAGS_TE) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
 
 $(HOST_LIB): $(HOST_OBJS)
-	rm -f $@ && ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/test/%: test/unit/%.c test/unit/tap.h $(HOST_LIB)
 	@mkdir -p $(dir $@)
-	$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) -o $@ -lpthread
+	@echo "  TEST    $@"
+	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) -o $@ -lpthread
+
+# The kept fuzz corpora, replayed under ASan+UBSan by `make test`.
+$(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c test/fuzz/targets.c test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $@"
+	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit -Itest/fuzz $(HOST_CFLAGS) test/fuzz/replay.c test/fuzz/targets.c $(HOST_LIB) -o $@
+
+# make fuzz: libFuzzer over each mode for FUZZ_SECS seconds; new inputs go
+# to $(BUILD)/fuzz/corpus-MODE (copy the interesting ones to test/fuzz/corpus).
+$(FUZZ_BIN): $(SRCS) test/fuzz/targets.c test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(filter-out src/agent/daemon.c src/control/cmd_%.c,$(SRCS)) test/fuzz/targets.c -o $@
+
+fuzz: $(FUZZ_BIN)
+	@for m in $(FUZZ_MODES); do mkdir -p $(BUILD)/fuzz/corpus-$$m; \
+	  echo "fuzz: $$m for $(FUZZ_SECS) s"; \
+	  TE_FUZZ=$$m $(FUZZ_BIN) -max_total_time=$(FUZZ_SECS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus-$$m test/fuzz/corpus/$$m 2>&1 | tail -n 3 || exit 1; done
 
 test: prereqs-test
 	@$(MAKE) --no-print-directory all

@@ -1,0 +1,135 @@
+/* Fuzz targets, one binary with modes (as crun's): TE_FUZZ=json|config|manifest.
+ *
+ * Built two ways: with clang -fsanitize=fuzzer for `make fuzz`, and with
+ * test/fuzz/replay.c as a plain ASan+UBSan program that `make test` runs
+ * over every kept corpus file (test/fuzz/corpus/MODE/). A target never
+ * asserts validity, only that the code survives and holds its invariants. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "agent/manifest.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "fuzz.h"
+
+static void quiet(struct te_diag *d, const char *f, unsigned l, unsigned c,
+		  const char *m)
+{
+}
+
+/* A valid document's tokens must read back and re-serialize as valid JSON. */
+static void fuzz_json(const uint8_t *data, size_t n)
+{
+	struct te_diag diag = { .emit = quiet };
+	struct te_json_doc doc, again;
+	static char buf[1 << 16], out[1 << 17];
+	struct te_jw w;
+	double d;
+
+	if (te_json_parse(&doc, "fuzz", (const char *)data, n, NULL, &diag) < 0)
+		return;
+	te_jw_init(&w, out, sizeof(out));
+	te_jw_arr_open(&w);
+	for (unsigned t = 0; t < doc.ntok; t++) {
+		if (doc.tok[t].next <= t || doc.tok[t].next > doc.ntok)
+			abort(); /* subtree indices must move forward */
+		if (doc.tok[t].type == TE_JSON_STRING &&
+		    te_json_str(&doc, t, buf, sizeof(buf), NULL) == 0)
+			te_jw_str(&w, buf);
+		if (doc.tok[t].type == TE_JSON_NUMBER && te_json_double(&doc, t, &d) < 0)
+			abort();
+	}
+	te_jw_arr_close(&w);
+	if (te_jw_finish(&w) == 0) {
+		if (te_json_parse(&again, "again", out, w.len, NULL, &diag) < 0)
+			abort(); /* the writer produced invalid JSON */
+		te_json_free(&again);
+	}
+	te_json_free(&doc);
+}
+
+/* The loaders take a path: hand them a memfd. */
+static int with_memfd(const uint8_t *data, size_t n, char *path, size_t cap)
+{
+	int fd = memfd_create("fuzz", MFD_CLOEXEC);
+
+	if (fd < 0 || write(fd, data, n) != (ssize_t)n) {
+		perror("memfd");
+		exit(2);
+	}
+	snprintf(path, cap, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+static void fuzz_config(const uint8_t *data, size_t n)
+{
+	struct te_diag diag = { .emit = quiet };
+	static struct te_config cfg;
+	char path[64];
+	int fd = with_memfd(data, n, path, sizeof(path));
+
+	te_config_defaults(&cfg);
+	if (te_config_load(&cfg, path, &diag) == 0 && diag.errors)
+		abort(); /* success with problems reported */
+	close(fd);
+}
+
+static void fuzz_manifest(const uint8_t *data, size_t n)
+{
+	struct te_diag diag = { .emit = quiet };
+	struct te_manifest m;
+	char path[64];
+	int fd = with_memfd(data, n, path, sizeof(path));
+	int r = te_manifest_load(&m, path, &diag);
+
+	if ((r == 0) != (diag.errors == 0))
+		abort(); /* rc and reports must agree */
+	for (unsigned i = 0; r == 0 && i < m.nmodules; i++)
+		if (!m.modules[i].name || !m.modules[i].image || m.modules[i].image[0] != '/')
+			abort(); /* a loaded module is complete */
+	te_manifest_free(&m);
+	close(fd);
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(const uint8_t *data, size_t n);
+} modes[] = {
+	{ "json", fuzz_json },
+	{ "config", fuzz_config },
+	{ "manifest", fuzz_manifest },
+};
+static void (*target)(const uint8_t *, size_t) = fuzz_json;
+
+int te_fuzz_set_mode(const char *name)
+{
+	for (unsigned i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(modes[i].name, name) == 0) {
+			target = modes[i].fn;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	const char *mode = getenv("TE_FUZZ");
+
+	if (mode && te_fuzz_set_mode(mode) < 0) {
+		fprintf(stderr, "TE_FUZZ=%s: expected json, config or manifest\n", mode);
+		exit(2);
+	}
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
+{
+	target(data, n);
+	return 0;
+}
