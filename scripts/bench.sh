@@ -2,28 +2,70 @@
 # make bench: one "name value unit" line per figure.
 set -eu
 BUILD=${BUILD:-build}
-bin=$(pwd)/$BUILD/tinyedge
+case $BUILD in /*) bin=$BUILD/tinyedge ;; *) bin=$(pwd)/$BUILD/tinyedge ;; esac
 tmp=$(mktemp -d /tmp/tinyedge-bench.XXXXXX)
 pid=
 trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
+# start_daemon LOG ARGS...: run the daemon until it logs "ready".
+start_daemon() {
+	log=$1
+	shift
+	"$bin" run --state-dir "$tmp/state" "$@" 2>"$log" &
+	pid=$!
+	i=0
+	until grep -q 'agent: ready' "$log"; do
+		i=$((i + 1))
+		[ $i -gt 100 ] && { echo "bench: daemon did not become ready" >&2; cat "$log" >&2; exit 1; }
+		sleep 0.1
+	done
+}
+
+stop_daemon() {
+	kill -TERM "$pid"
+	wait "$pid" || true
+	pid=
+}
+
+# private_rss NAME: the daemon's private resident memory.
+private_rss() {
+	awk -v n="$1" '/^Private_(Clean|Dirty):/ { p += $2 } END { print n " " p " KiB" }' \
+		"/proc/$pid/smaps_rollup"
+}
+
+# percentile P: of the numbers on stdin.
+percentile() {
+	sort -n | awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999); if (i < 1) i = 1; printf "%.3f", v[i] }'
+}
+
 echo "binary_size_stripped $(stat -c %s "$bin") bytes"
 
-# Idle daemon: the sample deployment, until it logs "ready".
+# Idle daemon: the sample deployment (its modules exist from the module issue on).
 sed "s|/usr/bin/tinyedge|$bin|g" rootfs/etc/tinyedge/deployment.json > "$tmp/deployment.json"
-"$bin" run -c rootfs/etc/tinyedge/config.json -m "$tmp/deployment.json" \
-	--state-dir "$tmp/state" 2>"$tmp/log" &
-pid=$!
-i=0
-until grep -q 'agent: ready' "$tmp/log"; do
-	i=$((i + 1))
-	[ $i -gt 100 ] && { echo "bench: daemon did not become ready" >&2; cat "$tmp/log" >&2; exit 1; }
-	sleep 0.1
-done
+echo '{}' > "$tmp/config.json"
+start_daemon "$tmp/idle.log" -c "$tmp/config.json" -m "$tmp/deployment.json"
 sleep 1
-awk '/^Rss:/ { rss = $2 } /^Private_(Clean|Dirty):/ { priv += $2 }
-     END { print "idle_rss_private " priv " KiB"; print "idle_rss " rss " KiB" }' \
-	"/proc/$pid/smaps_rollup"
-kill -TERM "$pid"
-wait "$pid" || true
-pid=
+private_rss idle_rss_private
+stop_daemon
+
+# Spawn latency and crash-to-restart: /bin/true restarted with zero backoff.
+echo '{"restartBackoff": {"initialMs": 0, "maxMs": 0}}' > "$tmp/zero.json"
+start_daemon "$tmp/spawn.log" -c "$tmp/zero.json" --log-level debug --module "quick=/bin/true"
+sleep 3
+stop_daemon
+sed -n 's/.*started in \([0-9.]*\) ms.*/\1/p' "$tmp/spawn.log" > "$tmp/spawn.txt"
+sed -n 's/.*running again \([0-9.]*\) ms after its exit.*/\1/p' "$tmp/spawn.log" > "$tmp/restart.txt"
+echo "module_spawn_samples $(wc -l < "$tmp/spawn.txt") count"
+echo "module_spawn_ms_p50 $(percentile 50 < "$tmp/spawn.txt") ms"
+echo "module_spawn_ms_p99 $(percentile 99 < "$tmp/spawn.txt") ms"
+echo "crash_to_restart_ms_p50 $(percentile 50 < "$tmp/restart.txt") ms"
+echo "crash_to_restart_ms_p99 $(percentile 99 < "$tmp/restart.txt") ms"
+
+# Daemon memory with 10 running modules.
+set --
+for i in 0 1 2 3 4 5 6 7 8 9; do set -- "$@" --module "m$i=/bin/sleep:1000"; done
+echo '{"logs": {"ringBytes": 65536}}' > "$tmp/ten.json"
+start_daemon "$tmp/ten.log" -c "$tmp/ten.json" "$@"
+sleep 1
+private_rss daemon_rss_private_10_modules
+stop_daemon

@@ -21,8 +21,11 @@ static const struct command commands[] = {
 	  "run [-c CONFIG] [-m MANIFEST] [--state-dir DIR] [--log-level LEVEL]\n"
 	  "    [--module NAME=PATH[:ARG...]]... [--route ROUTE]... [--upstream URL]",
 	  "Run the daemon in the foreground: load the config and the deployment\n"
-	  "manifest, then serve until SIGTERM or SIGINT. SIGHUP reloads both; an\n"
-	  "invalid reload is logged and changes nothing.\n"
+	  "manifest, start the modules and keep them as the manifest asks until\n"
+	  "SIGTERM or SIGINT (modules stop in reverse startup order; a second\n"
+	  "signal kills them at once). SIGHUP, or a change of the deployment\n"
+	  "file, reloads: only added, removed or changed modules are touched;\n"
+	  "an invalid reload is logged and changes nothing.\n"
 	  "\n"
 	  "  -c, --config FILE      device config (default /etc/tinyedge/config.json,\n"
 	  "                         used when present)\n"
@@ -45,6 +48,32 @@ static const struct command commands[] = {
 	  "FILE:LINE:COLUMN: MESSAGE on stderr; exit 2 if there is any, else a\n"
 	  "summary on stdout and exit 0. --json prints one JSON document on stdout\n"
 	  "({\"ok\", \"problems\": [{file, line, column, message}], ...})." },
+	{ "list", te_cmd_list, "list [--json] [--state-dir DIR]",
+	  "Show the daemon's modules: status, pid, restarts, uptime, last exit,\n"
+	  "memory. --json prints {\"modules\": [{\"name\", \"status\", \"runtimeStatus\",\n"
+	  "\"pid\", \"restartCount\", \"exitCode\", \"lastStartTimeUtc\",\n"
+	  "\"lastExitTimeUtc\", \"memoryBytes\", ...}]} (Azure's reported names).\n"
+	  "runtimeStatus is running, stopped, failed, backoff or unhealthy." },
+	{ "logs", te_cmd_logs, "logs NAME [-f] [--tail N] [--since DURATION]",
+	  "Print a module's output from the daemon's RAM ring, one line each:\n"
+	  "time, stream, optional <N> syslog level, text.\n"
+	  "\n"
+	  "  -f, --follow       keep printing new lines until interrupted\n"
+	  "  --tail N           only the last N lines\n"
+	  "  --since DURATION   only lines newer than 90s, 10m, 2h, 1d" },
+	{ "start", te_cmd_start, "start NAME",
+	  "Start a stopped or failed module now. Until the next reload of the\n"
+	  "deployment, this overrides the manifest's status." },
+	{ "stop", te_cmd_stop, "stop NAME",
+	  "Stop a module: SIGTERM, then SIGKILL to its whole cgroup after\n"
+	  "stopTimeoutSecs. It stays stopped until started or the deployment is\n"
+	  "reloaded." },
+	{ "restart", te_cmd_restart, "restart NAME",
+	  "Stop a module (as stop) and start it again; the backoff is reset." },
+	{ "module", te_cmd_module, "module list|NAME",
+	  "Run a built-in sample module (sim-sensor, filter) in the foreground,\n"
+	  "as a deployment's module does with image /usr/bin/tinyedge and args\n"
+	  "[\"module\", NAME]. 'tinyedge module list' names them." },
 	{ "version", te_cmd_version, "version",
 	  "Print the version, git commit, build flags and dependency versions." },
 	{ "help", cmd_help, "help [COMMAND]", "Show help for a command." },

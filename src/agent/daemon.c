@@ -8,25 +8,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sys/inotify.h>
+
 #include "control/cli.h"
 #include "control/commands.h"
+#include "control/server.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "supervisor.h"
 #include "version.h"
+
+#define RELOAD_SETTLE_MS 300 /* a file write usually comes in several events */
 
 struct daemon {
 	struct te_loop loop;
 	struct te_sig sig_term, sig_int, sig_hup;
 	struct te_cli cli;
 	struct te_config cfg;
-	struct te_manifest manifest;
+	struct te_manifest *manifest; /* until handed to the supervisor */
+	struct te_supervisor sv;
+	struct te_ctl ctl;
+	struct te_io inotify;         /* the deployment file's directory */
+	struct te_timer reload_timer;
+	char manifest_path[PATH_MAX];
 	int lock_fd;
+	bool stopping;
 };
 
 static struct daemon the_daemon;
@@ -90,19 +103,23 @@ static void log_deployment(const struct te_manifest *m)
 			m->routes[i].priority, m->routes[i].route);
 }
 
-/* Load everything into fresh structs; swap only if all of it is valid. */
+/* Load everything into fresh structs; swap only if all of it is valid.
+ * The new manifest is left in d->manifest for the caller. */
 static int daemon_load(struct daemon *d, bool initial)
 {
 	static struct te_config cfg;
-	struct te_manifest m;
+	struct te_manifest *m = malloc(sizeof(*m));
 	struct te_diag diag;
 	const char *cpath, *mpath;
 	int r;
 
+	if (!m)
+		return -ENOMEM;
 	te_diag_init_stderr(&diag);
-	r = te_cli_load(&d->cli, &cfg, &m, &diag, &cpath, &mpath);
+	r = te_cli_load(&d->cli, &cfg, m, &diag, &cpath, &mpath);
 	if (r < 0) {
-		te_manifest_free(&m);
+		te_manifest_free(m);
+		free(m);
 		if (!initial)
 			te_error("agent", "reload failed (%u problem%s above); nothing changed",
 				 diag.errors, diag.errors == 1 ? "" : "s");
@@ -113,33 +130,123 @@ static int daemon_load(struct daemon *d, bool initial)
 			cfg.state_dir);
 		memcpy(cfg.state_dir, d->cfg.state_dir, sizeof(cfg.state_dir));
 	}
-	te_manifest_free(&d->manifest);
 	d->manifest = m;
 	d->cfg = cfg;
+	snprintf(d->manifest_path, sizeof(d->manifest_path), "%s", mpath ? mpath : "");
 	te_log_set_level(cfg.log_level);
 	te_log_set_syslog(cfg.logs.syslog);
 	if (!cpath)
 		te_info("agent", "no config file; using defaults");
-	if (!mpath && m.nmodules == 0)
+	if (!mpath && m->nmodules == 0)
 		te_warn("agent", "no deployment manifest and no --module: nothing to run");
 	return 0;
 }
 
+static void on_idle(struct te_supervisor *sv)
+{
+	te_loop_stop(sv->loop);
+}
+
+/* First signal: stop modules in reverse startup order, then exit. A second
+ * one: kill them all now. */
 static void on_stop(struct te_loop *loop, struct te_sig *s,
 		    const struct signalfd_siginfo *si)
 {
-	te_info("agent", "%s: stopping", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
-	te_loop_stop(loop);
+	struct daemon *d = &the_daemon;
+	const char *name = si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM";
+
+	if (d->stopping) {
+		te_warn("agent", "%s again: killing every module now", name);
+		for (unsigned i = 0; i < d->sv.nmods; i++)
+			if (d->sv.have_cgroups)
+				te_cgroup_kill(&d->sv.cgroups, &d->sv.mods[i]->cg);
+		te_loop_stop(loop);
+		return;
+	}
+	te_info("agent", "%s: stopping modules", name);
+	d->stopping = true;
+	d->sv.on_idle = on_idle;
+	te_sv_shutdown(&d->sv);
+}
+
+static void daemon_reload(struct daemon *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	te_info("agent", "%s: reloading", why);
+	if (daemon_load(d, false) < 0)
+		return;
+	log_deployment(d->manifest);
+	if (te_sv_apply(&d->sv, d->manifest) < 0)
+		te_error("agent", "reload: out of memory");
+	d->manifest = NULL;
 }
 
 static void on_reload(struct te_loop *loop, struct te_sig *s,
 		      const struct signalfd_siginfo *si)
 {
-	struct daemon *d = &the_daemon;
+	daemon_reload(&the_daemon, "SIGHUP");
+}
 
-	te_info("agent", "SIGHUP: reloading");
-	if (daemon_load(d, false) == 0)
-		log_deployment(&d->manifest);
+static void on_reload_timer(struct te_loop *loop, struct te_timer *t)
+{
+	daemon_reload(&the_daemon, "deployment file changed");
+}
+
+/* Editors replace files (rename) as often as they rewrite them: watch the
+ * directory for the file's name. */
+static void on_inotify(struct te_loop *loop, struct te_io *io, uint32_t ev)
+{
+	struct daemon *d = &the_daemon;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	const char *base = strrchr(d->manifest_path, '/');
+	ssize_t n;
+
+	base = base ? base + 1 : d->manifest_path;
+	while ((n = read(io->fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *e = (struct inotify_event *)p;
+
+			if (e->len && strcmp(e->name, base) == 0)
+				te_timer_set(loop, &d->reload_timer, RELOAD_SETTLE_MS);
+			p += sizeof(*e) + e->len;
+		}
+	}
+}
+
+static void watch_manifest(struct daemon *d)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd;
+
+	d->inotify.fd = -1;
+	d->reload_timer.cb = on_reload_timer;
+	if (!d->manifest_path[0])
+		return;
+	snprintf(dir, sizeof(dir), "%s", d->manifest_path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (fd < 0 || inotify_add_watch(fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+		te_warn("agent", "cannot watch %s for changes: %s (SIGHUP still reloads)",
+			d->manifest_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	d->inotify = (struct te_io){ .fd = fd, .cb = on_inotify };
+	te_io_add(&d->loop, &d->inotify, EPOLLIN);
+}
+
+static void on_orphan(struct te_loop *loop, pid_t pid, int status)
+{
+	te_debug("agent", "reaped orphan %d", (int)pid);
 }
 
 static int daemon_signals(struct daemon *d)
@@ -171,8 +278,23 @@ static int daemon_serve(struct daemon *d)
 		te_loop_close(&d->loop);
 		return TE_EXIT_FAIL;
 	}
+	d->loop.on_orphan = on_orphan;
+	r = te_sv_init(&d->sv, &d->loop, &d->cfg, d->manifest);
+	d->manifest = NULL;
+	if (r == 0 && (r = te_ctl_open(&d->ctl, &d->loop, &d->sv, d->cfg.state_dir)) < 0)
+		te_error("agent", "control socket in %s: %s", d->cfg.state_dir, te_strerror(r));
+	if (r < 0) {
+		te_sv_free(&d->sv);
+		te_loop_close(&d->loop);
+		return TE_EXIT_FAIL;
+	}
+	watch_manifest(d);
 	te_info("agent", "ready");
 	r = te_loop_run(&d->loop);
+	te_ctl_close(&d->ctl);
+	if (d->inotify.fd >= 0)
+		close(d->inotify.fd);
+	te_sv_free(&d->sv);
 	te_loop_close(&d->loop);
 	if (r < 0) {
 		te_error("agent", "event loop: %s", te_strerror(r));
@@ -193,7 +315,6 @@ int te_cmd_run(int argc, char **argv)
 		return te_help(argv[0]);
 	if (d->cli.argc)
 		return te_cli_usage_error(&d->cli, "unexpected argument '%s'", d->cli.argv[0]);
-	te_manifest_init(&d->manifest);
 	d->lock_fd = -1;
 	if (daemon_load(d, true) < 0)
 		return TE_EXIT_USAGE;
@@ -201,12 +322,12 @@ int te_cmd_run(int argc, char **argv)
 		TE_VERSION, TE_GIT_COMMIT, d->cfg.device_id, d->cfg.state_dir,
 		te_upstream_protocol_name(d->cfg.upstream.protocol));
 	if (state_dir_open(d) < 0) {
-		te_manifest_free(&d->manifest);
+		te_manifest_free(d->manifest);
+		free(d->manifest);
 		return TE_EXIT_FAIL;
 	}
-	log_deployment(&d->manifest);
+	log_deployment(d->manifest);
 	rc = daemon_serve(d);
-	te_manifest_free(&d->manifest);
 	close(d->lock_fd);
 	return rc;
 }

@@ -21,7 +21,8 @@ int te_cli_usage_error(const struct te_cli *cli, const char *fmt, ...)
 	return TE_EXIT_USAGE;
 }
 
-enum { O_STATE = 256, O_LOG, O_MODULE, O_ROUTE, O_UPSTREAM, O_JSON, O_HELP };
+enum { O_STATE = 256, O_LOG, O_MODULE, O_ROUTE, O_UPSTREAM, O_JSON, O_HELP,
+       O_TAIL, O_SINCE };
 
 static const struct option cli_options[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -33,6 +34,9 @@ static const struct option cli_options[] = {
 	{ "upstream", required_argument, NULL, O_UPSTREAM },
 	{ "json", no_argument, NULL, O_JSON },
 	{ "help", no_argument, NULL, O_HELP },
+	{ "follow", no_argument, NULL, 'f' },
+	{ "tail", required_argument, NULL, O_TAIL },
+	{ "since", required_argument, NULL, O_SINCE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -43,6 +47,7 @@ static unsigned option_set(int c)
 	case O_MODULE: case O_ROUTE: case O_UPSTREAM: return TE_OPT_RUN;
 	case O_LOG: return TE_OPT_LOG;
 	case O_JSON: return TE_OPT_JSON;
+	case 'f': case O_TAIL: case O_SINCE: return TE_OPT_LOGS;
 	default: return 0;
 	}
 }
@@ -68,6 +73,9 @@ static int cli_option(struct te_cli *cli, int c, const char *arg)
 	case O_UPSTREAM: cli->upstream = arg; break;
 	case O_JSON: cli->json = true; break;
 	case O_HELP: cli->help = true; break;
+	case 'f': cli->follow = true; break;
+	case O_TAIL: cli->tail = arg; break;
+	case O_SINCE: cli->since = arg; break;
 	case O_MODULE: return cli_push(cli, cli->modules, &cli->nmodules, "--module", arg);
 	case O_ROUTE: return cli_push(cli, cli->routes, &cli->nroutes, "--route", arg);
 	}
@@ -85,7 +93,7 @@ int te_cli_parse(struct te_cli *cli, int argc, char **argv, unsigned opts)
 		cli->state_dir = env;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:c:m:", cli_options, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, ":c:m:f", cli_options, &idx)) != -1) {
 		if (c == '?') {
 			te_cli_usage_error(cli, "unknown option '%s'", argv[optind - 1]);
 			return -TE_EUSAGE;
@@ -171,4 +179,22 @@ int te_cli_load(const struct te_cli *cli, struct te_config *cfg,
 	*config_used = cpath;
 	*manifest_used = mpath;
 	return rc;
+}
+
+static void diag_quiet(struct te_diag *d, const char *file, unsigned line,
+		       unsigned col, const char *msg)
+{
+}
+
+const char *te_cli_state_dir(const struct te_cli *cli)
+{
+	static struct te_config cfg;
+	struct te_diag quiet = { .emit = diag_quiet };
+
+	if (cli->state_dir)
+		return cli->state_dir;
+	te_config_defaults(&cfg);
+	if (access(TE_DEFAULT_CONFIG, R_OK) == 0)
+		te_config_load(&cfg, TE_DEFAULT_CONFIG, &quiet);
+	return cfg.state_dir;
 }

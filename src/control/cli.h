@@ -24,6 +24,9 @@ struct te_cli {
 	unsigned nroutes;
 	bool json;
 	bool help;
+	bool follow;               /* logs -f */
+	const char *tail;          /* logs --tail N */
+	const char *since;         /* logs --since DURATION */
 	int argc;                  /* positional arguments left */
 	char **argv;
 };
@@ -34,6 +37,7 @@ enum {
 	TE_OPT_RUN = 1u << 1,      /* --module, --route, --upstream */
 	TE_OPT_JSON = 1u << 2,     /* --json */
 	TE_OPT_LOG = 1u << 3,      /* --log-level */
+	TE_OPT_LOGS = 1u << 4,     /* -f, --tail, --since */
 };
 
 /* Parse argv (argv[0] is the verb). Prints "tinyedge VERB: ..." and returns
@@ -52,5 +56,9 @@ int te_cli_usage_error(const struct te_cli *cli, const char *fmt, ...)
 int te_cli_load(const struct te_cli *cli, struct te_config *cfg,
 		struct te_manifest *m, struct te_diag *diag,
 		const char **config_used, const char **manifest_used);
+
+/* The state dir a client verb talks to: --state-dir, $TINYEDGE_STATE_DIR,
+ * the default config's stateDir, else /var/lib/tinyedge. */
+const char *te_cli_state_dir(const struct te_cli *cli);
 
 #endif

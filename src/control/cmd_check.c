@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "agent/sandbox.h"
 
 #define CHECK_MAX_PROBLEMS 256
 
@@ -63,6 +64,25 @@ static unsigned check_state_dir(const struct te_config *cfg, struct te_diag *d)
 		return 1;
 	}
 	return 0;
+}
+
+/* Users and groups must exist on this host. */
+static unsigned check_ids(const struct te_manifest *m, struct te_diag *d)
+{
+	unsigned bad = 0;
+	char err[200];
+	uid_t uid;
+	gid_t gid;
+
+	for (unsigned i = 0; i < m->nmodules; i++) {
+		const struct te_module_spec *ms = &m->modules[i];
+
+		if (te_sandbox_resolve_ids(ms, &uid, &gid, err, sizeof(err)) < 0) {
+			te_diag_report(d, m->path, ms->line, ms->col, "module %s: %s", ms->name, err);
+			bad++;
+		}
+	}
+	return bad;
 }
 
 static void print_text(const struct te_config *cfg, const struct te_manifest *m,
@@ -193,6 +213,7 @@ int te_cmd_check(int argc, char **argv)
 	rc = te_cli_load(&cli, &cfg, &m, &c.diag, &cpath, &mpath);
 	if (rc == 0) {
 		te_manifest_check_host(&m, &c.diag);
+		check_ids(&m, &c.diag);
 		check_state_dir(&cfg, &c.diag);
 	}
 	if (cli.json)

@@ -6,6 +6,12 @@
 int te_cmd_run(int argc, char **argv);
 int te_cmd_check(int argc, char **argv);
 int te_cmd_version(int argc, char **argv);
+int te_cmd_list(int argc, char **argv);
+int te_cmd_logs(int argc, char **argv);
+int te_cmd_start(int argc, char **argv);
+int te_cmd_stop(int argc, char **argv);
+int te_cmd_restart(int argc, char **argv);
+int te_cmd_module(int argc, char **argv);
 
 /* Print the help of one verb to stdout; returns TE_EXIT_OK. */
 int te_help(const char *verb);

@@ -53,7 +53,7 @@ void te_config_defaults(struct te_config *c)
 	c->upstream.keepalive_secs = 240;
 	c->store.ttl_secs = 7200;
 	c->backoff.initial_ms = 1000;
-	c->backoff.max_ms = 60000;
+	c->backoff.max_ms = 300000;
 	c->backoff.reset_after_secs = 600;
 	c->logs.ring_bytes = 64 * 1024;
 }
@@ -275,9 +275,9 @@ static void cfg_backoff(struct cfg_ctx *x, int obj)
 		return;
 	x->bad += te_json_read_object(x->doc, (unsigned)obj, "restartBackoff",
 				      backoff_policy, 3, tb, x->diag);
-	cfg_uint(x, tb[0], "restartBackoff.initialMs", 10, 3600000,
+	cfg_uint(x, tb[0], "restartBackoff.initialMs", 0, 3600000,
 		 &x->c->backoff.initial_ms);
-	cfg_uint(x, tb[1], "restartBackoff.maxMs", 10, 86400000,
+	cfg_uint(x, tb[1], "restartBackoff.maxMs", 0, 86400000,
 		 &x->c->backoff.max_ms);
 	cfg_uint(x, tb[2], "restartBackoff.resetAfterSecs", 1, 86400,
 		 &x->c->backoff.reset_after_secs);

@@ -88,6 +88,120 @@ def daemons():
 
     yield start
     for d in started:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        if d.proc.poll() is None:  # let it stop its modules, then insist
+            d.proc.send_signal(signal.SIGTERM)
+            try:
+                d.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
+                d.proc.wait()
+
+
+def manifest(modules, routes=None):
+    """A deployment manifest document from {name: module dict}."""
+    doc = {"modulesContent": {"$edgeAgent": {"properties.desired": {
+        "schemaVersion": "1.1", "runtime": {"type": "native"}, "modules": modules}}}}
+    if routes:
+        doc["modulesContent"]["$edgeHub"] = {"properties.desired": {"routes": routes}}
+    return doc
+
+
+def sh_module(script, restart="always", order=None, status="running", **create):
+    """A module running /bin/sh -c SCRIPT with createOptions extras."""
+    create = dict(create)
+    create["args"] = ["-c", script]
+    # PID 1 of a pid namespace ignores SIGTERM without a handler: keep the
+    # SIGKILL escalation short so tests don't wait 10 s per module.
+    create.setdefault("stopTimeoutSecs", 2)
+    mod = {"type": "native", "status": status, "restartPolicy": restart,
+           "settings": {"image": "/bin/sh", "createOptions": create}}
+    if order is not None:
+        mod["startupOrder"] = order
+    return mod
+
+
+FAST_CONFIG = {"restartBackoff": {"initialMs": 50, "maxMs": 200, "resetAfterSecs": 600}}
+
+
+class Runtime:
+    """A daemon with a deployment file, and the CLI pointed at its state dir."""
+
+    def __init__(self, tmp_path, daemons, modules, config=None, extra_args=()):
+        self.tmp = tmp_path
+        self.state = tmp_path / "state"
+        self.config = write_json(tmp_path, "config.json", config if config is not None else FAST_CONFIG)
+        self.deployment = write_json(tmp_path, "deployment.json", manifest(modules))
+        self.daemon = daemons(tmp_path, "-c", str(self.config), "-m", str(self.deployment),
+                              "--state-dir", str(self.state), *extra_args)
+        assert self.daemon.wait_for("agent: ready"), self.daemon.text()
+
+    def cli(self, *args, timeout=30):
+        return run(*args, "--state-dir", str(self.state), timeout=timeout)
+
+    def modules(self):
+        r = self.cli("list", "--json")
+        assert r.returncode == 0, r.stderr
+        return {m["name"]: m for m in json.loads(r.stdout)["modules"]}
+
+    def wait(self, predicate, timeout=20, what="condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            mods = self.modules()
+            if predicate(mods):
+                return mods
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {self.modules()}\n{self.daemon.text()}")
+
+    def wait_status(self, name, status, timeout=20):
+        return self.wait(lambda m: name in m and m[name]["runtimeStatus"] == status,
+                         timeout, f"{name} {status}")[name]
+
+    def logs(self, name, *args):
+        r = self.cli("logs", name, *args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    def wait_log(self, name, needle, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out = self.logs(name)
+            if needle in out:
+                return out
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in logs of {name}: {self.logs(name)}")
+
+    def redeploy(self, modules):
+        self.deployment.write_text(json.dumps(manifest(modules), indent=2))
+
+
+def pids_matching(marker):
+    """Pids of processes whose command line contains marker (NUL separates
+    arguments: "sleep\0" "4242" matches `sleep 4242` but not a shell script
+    that mentions it)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def zombies_of(ppid):
+    """Zombie children of ppid."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z" and int(fields[1]) == ppid:
+            out.append(int(pid))
+    return out

@@ -119,3 +119,13 @@ def test_create_options_string_errors_point_inside_the_string(tmp_path):
     r = check(tmp_path, "-c", SAMPLE_CONFIG, "-m", str(m))
     assert r.returncode == 2
     assert "createOptions:1:11: " in r.stderr and "args[0] must be a string" in r.stderr
+
+
+def test_unknown_user_is_a_host_problem(tmp_path):
+    doc = {"modulesContent": {"$edgeAgent": {"properties.desired": {"modules": {
+        "m": {"type": "native", "settings": {"image": "/bin/true",
+                                             "createOptions": {"user": "no-such-user"}}}}}}}}
+    m = write_json(tmp_path, "d.json", doc)
+    r = check(tmp_path, "-c", SAMPLE_CONFIG, "-m", str(m))
+    assert r.returncode == 2
+    assert f"{m}:6:11: module m: user no-such-user: not found in /etc/passwd" in r.stderr

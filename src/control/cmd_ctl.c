@@ -1,0 +1,338 @@
+/* Client verbs that talk to a running daemon: list, logs, start, stop,
+ * restart (protocol in server.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "core/err.h"
+#include "core/json.h"
+
+/* Connect to the daemon of the state dir; prints why not. fd or -1. */
+static int ctl_connect(const struct te_cli *cli)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	const char *dir = te_cli_state_dir(cli);
+	int fd;
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s/control.sock", dir);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		return fd;
+	fprintf(stderr, "tinyedge %s: no daemon running with state dir %s (%s: %s)\n",
+		cli->verb, dir, addr.sun_path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+static int send_all(int fd, const char *s, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		s += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Read the whole answer (up to 16 MiB) into a malloc'd NUL-terminated buffer. */
+static char *recv_all(int fd, size_t *len)
+{
+	size_t cap = 65536;
+	char *buf = malloc(cap), *p;
+	ssize_t n;
+
+	*len = 0;
+	while (buf && (n = recv(fd, buf + *len, cap - *len - 1, 0)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		*len += (size_t)n;
+		if (*len + 1 == cap && cap < (16u << 20)) {
+			p = realloc(buf, cap *= 2);
+			if (!p)
+				break;
+			buf = p;
+		}
+	}
+	if (buf)
+		buf[*len] = '\0';
+	return buf;
+}
+
+static void quiet(struct te_diag *d, const char *f, unsigned l, unsigned c,
+		  const char *m)
+{
+}
+
+/* An {"error":..., "code":N} answer: print it, return N; else -1. */
+static int answer_error(const struct te_cli *cli, const char *buf, size_t len)
+{
+	struct te_diag diag = { .emit = quiet };
+	struct te_json_doc doc;
+	char msg[512];
+	int64_t code = 1;
+	int e, c;
+
+	if (len == 0 || buf[0] != '{' ||
+	    te_json_parse(&doc, "answer", buf, strcspn(buf, "\n"), NULL, &diag) < 0)
+		return -1;
+	e = te_json_get(&doc, 0, "error");
+	c = te_json_get(&doc, 0, "code");
+	if (e >= 0 && te_json_str(&doc, (unsigned)e, msg, sizeof(msg), NULL) >= 0) {
+		if (c >= 0)
+			te_json_int(&doc, (unsigned)c, &code);
+		fprintf(stderr, "tinyedge %s: %s\n", cli->verb, msg);
+		te_json_free(&doc);
+		return code == TE_EXIT_USAGE ? TE_EXIT_USAGE : TE_EXIT_FAIL;
+	}
+	te_json_free(&doc);
+	return -1;
+}
+
+/* Send one request, return the whole answer (NULL on failure, reported). */
+static char *ctl_call(const struct te_cli *cli, const char *req, size_t *len)
+{
+	int fd = ctl_connect(cli);
+	char *buf;
+
+	if (fd < 0)
+		return NULL;
+	if (send_all(fd, req, strlen(req)) < 0) {
+		fprintf(stderr, "tinyedge %s: cannot send to the daemon: %s\n", cli->verb, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	buf = recv_all(fd, len);
+	close(fd);
+	return buf;
+}
+
+
+/* --- list --- */
+
+static void field_text(const struct te_json_doc *d, unsigned obj, const char *key,
+		       char *buf, size_t cap)
+{
+	int t = te_json_get(d, obj, key);
+	int64_t v;
+
+	snprintf(buf, cap, "-");
+	if (t < 0)
+		return;
+	if (d->tok[t].type == TE_JSON_STRING)
+		te_json_str(d, (unsigned)t, buf, cap, NULL);
+	else if (te_json_int(d, (unsigned)t, &v) == 0)
+		snprintf(buf, cap, "%lld", (long long)v);
+}
+
+static void print_module_row(const struct te_json_doc *d, unsigned m)
+{
+	char name[80], st[32], pid[16], rc[16], up[24], code[16], sig[16], mem[24];
+	int64_t v;
+	int t;
+
+	field_text(d, m, "name", name, sizeof(name));
+	field_text(d, m, "runtimeStatus", st, sizeof(st));
+	field_text(d, m, "pid", pid, sizeof(pid));
+	field_text(d, m, "restartCount", rc, sizeof(rc));
+	field_text(d, m, "uptimeSecs", up, sizeof(up));
+	field_text(d, m, "exitCode", code, sizeof(code));
+	field_text(d, m, "signal", sig, sizeof(sig));
+	t = te_json_get(d, m, "memoryBytes");
+	if (t >= 0 && te_json_int(d, (unsigned)t, &v) == 0)
+		snprintf(mem, sizeof(mem), "%lld KiB", (long long)(v / 1024));
+	else
+		snprintf(mem, sizeof(mem), "-");
+	if (!strcmp(pid, "0"))
+		snprintf(pid, sizeof(pid), "-");
+	if (strcmp(sig, "-"))
+		snprintf(code, sizeof(code), "sig %s", sig);
+	printf("%-20s %-10s %-8s %-8s %-8s %-10s %s\n", name, st, pid, rc,
+	       strcmp(pid, "-") ? up : "-", code, mem);
+}
+
+static int print_list(const char *buf, size_t len)
+{
+	struct te_diag diag = { .emit = quiet };
+	struct te_json_limits lim = { 16u << 20, 1u << 20, 8 };
+	struct te_json_doc doc;
+	int mods;
+
+	if (te_json_parse(&doc, "answer", buf, len, &lim, &diag) < 0 ||
+	    (mods = te_json_get(&doc, 0, "modules")) < 0 ||
+	    doc.tok[mods].type != TE_JSON_ARRAY) {
+		fprintf(stderr, "tinyedge list: malformed answer from the daemon\n");
+		te_json_free(&doc);
+		return TE_EXIT_FAIL;
+	}
+	printf("%-20s %-10s %-8s %-8s %-8s %-10s %s\n", "NAME", "STATUS", "PID",
+	       "RESTARTS", "UPTIME", "LAST-EXIT", "MEMORY");
+	TE_JSON_FOREACH_ELEM(&doc, (unsigned)mods, m)
+		print_module_row(&doc, m);
+	te_json_free(&doc);
+	return TE_EXIT_OK;
+}
+
+int te_cmd_list(int argc, char **argv)
+{
+	struct te_cli cli;
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (te_cli_parse(&cli, argc, argv, TE_OPT_JSON) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc)
+		return te_cli_usage_error(&cli, "unexpected argument '%s'", cli.argv[0]);
+	buf = ctl_call(&cli, "{\"cmd\":\"list\"}\n", &len);
+	if (!buf)
+		return TE_EXIT_FAIL;
+	if ((rc = answer_error(&cli, buf, len)) < 0) {
+		if (cli.json)
+			fwrite(buf, 1, len, stdout), rc = TE_EXIT_OK;
+		else
+			rc = print_list(buf, len);
+	}
+	free(buf);
+	return rc;
+}
+
+/* --- start, stop, restart --- */
+
+static int one_module_verb(int argc, char **argv)
+{
+	struct te_cli cli;
+	char req[256];
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (te_cli_parse(&cli, argc, argv, 0) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc != 1)
+		return te_cli_usage_error(&cli, "expected one module NAME");
+	if (strlen(cli.argv[0]) > TE_MODULE_NAME_MAX || strpbrk(cli.argv[0], "\"\\"))
+		return te_cli_usage_error(&cli, "invalid module name '%s'", cli.argv[0]);
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"module\":\"%s\"}\n", argv[0], cli.argv[0]);
+	buf = ctl_call(&cli, req, &len);
+	if (!buf)
+		return TE_EXIT_FAIL;
+	rc = answer_error(&cli, buf, len);
+	free(buf);
+	return rc < 0 ? TE_EXIT_OK : rc;
+}
+
+int te_cmd_start(int argc, char **argv) { return one_module_verb(argc, argv); }
+int te_cmd_stop(int argc, char **argv) { return one_module_verb(argc, argv); }
+int te_cmd_restart(int argc, char **argv) { return one_module_verb(argc, argv); }
+
+/* --- logs --- */
+
+/* "90", "90s", "10m", "2h", "1d" -> milliseconds; -1 if invalid. */
+static int64_t parse_duration(const char *s)
+{
+	static const struct { char unit; int64_t ms; } units[] = {
+		{ 's', 1000 }, { 'm', 60000 }, { 'h', 3600000 }, { 'd', 86400000 },
+	};
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || end == s || v < 0 || v > 100LL * 365 * 86400)
+		return -1;
+	if (*end == '\0')
+		return v * 1000;
+	for (unsigned i = 0; i < 4; i++)
+		if (end[0] == units[i].unit && end[1] == '\0')
+			return v * units[i].ms;
+	return -1;
+}
+
+static int logs_request(const struct te_cli *cli, char *req, size_t cap)
+{
+	long long tail = -1;
+	int64_t since = 0, d;
+	struct timespec now;
+	char *end;
+
+	if (cli->tail) {
+		errno = 0;
+		tail = strtoll(cli->tail, &end, 10);
+		if (errno || *end || end == cli->tail || tail < 0)
+			return te_cli_usage_error(cli, "--tail: expected a number of lines, got '%s'", cli->tail);
+	}
+	if (cli->since) {
+		if ((d = parse_duration(cli->since)) < 0)
+			return te_cli_usage_error(cli, "--since: expected a duration like 90s, 10m, 2h or 1d, got '%s'", cli->since);
+		clock_gettime(CLOCK_REALTIME, &now);
+		since = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - d;
+	}
+	snprintf(req, cap, "{\"cmd\":\"logs\",\"module\":\"%s\",\"tail\":%lld,\"sinceMs\":%lld,\"follow\":%s}\n",
+		 cli->argv[0], tail, (long long)since, cli->follow ? "true" : "false");
+	return 0;
+}
+
+/* Stream the answer to stdout as it comes (logs -f runs until killed). */
+static int logs_stream(const struct te_cli *cli, int fd)
+{
+	char buf[65536];
+	bool first = true;
+	ssize_t n;
+	int rc;
+
+	while ((n = recv(fd, buf, sizeof(buf) - 1, 0)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return TE_EXIT_FAIL;
+		buf[n] = '\0';
+		if (first && (rc = answer_error(cli, buf, (size_t)n)) >= 0)
+			return rc;
+		first = false;
+		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout))
+			return TE_EXIT_FAIL;
+	}
+	return TE_EXIT_OK;
+}
+
+int te_cmd_logs(int argc, char **argv)
+{
+	struct te_cli cli;
+	char req[512];
+	int fd, rc;
+
+	if (te_cli_parse(&cli, argc, argv, TE_OPT_LOGS) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc != 1)
+		return te_cli_usage_error(&cli, "expected one module NAME");
+	if (strlen(cli.argv[0]) > TE_MODULE_NAME_MAX || strpbrk(cli.argv[0], "\"\\"))
+		return te_cli_usage_error(&cli, "invalid module name '%s'", cli.argv[0]);
+	if ((rc = logs_request(&cli, req, sizeof(req))) != 0)
+		return rc;
+	if ((fd = ctl_connect(&cli)) < 0)
+		return TE_EXIT_FAIL;
+	rc = send_all(fd, req, strlen(req)) < 0 ? TE_EXIT_FAIL : logs_stream(&cli, fd);
+	close(fd);
+	return rc;
+}

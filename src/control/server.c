@@ -1,0 +1,446 @@
+/* The daemon's control socket (see server.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "server.h"
+
+#define FOLLOW_POLL_MS 200
+
+static void client_close(struct te_ctl_client *c)
+{
+	te_io_del(c->ctl->loop, &c->io);
+	close(c->io.fd);
+	free(c->out);
+	c->out = NULL;
+	c->used = false;
+}
+
+/* --- responses --- */
+
+static void iso_time(uint64_t ms, char *buf, size_t cap)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned)(ms % 1000));
+}
+
+static void list_module(struct te_jw *w, struct te_supervisor *sv,
+			const struct te_mod *md)
+{
+	char t[40];
+	uint64_t mem;
+
+	te_jw_obj_open(w);
+	te_jw_kstr(w, "name", md->name);
+	te_jw_kstr(w, "status", md->want_running ? "running" : "stopped");
+	te_jw_kstr(w, "runtimeStatus", te_mod_status(md));
+	te_jw_kint(w, "pid", md->pid);
+	te_jw_kint(w, "restartCount", md->restart_count);
+	if (md->has_exited && WIFEXITED(md->exit_status))
+		te_jw_kint(w, "exitCode", WEXITSTATUS(md->exit_status));
+	if (md->has_exited && WIFSIGNALED(md->exit_status))
+		te_jw_kint(w, "signal", WTERMSIG(md->exit_status));
+	if (md->start_wall_ms) {
+		iso_time(md->start_wall_ms, t, sizeof(t));
+		te_jw_kstr(w, "lastStartTimeUtc", t);
+		te_jw_kint(w, "uptimeSecs", md->pid ? (int64_t)(te_now_ms() - md->start_mono_ms) / 1000 : 0);
+	}
+	if (md->has_exited) {
+		iso_time(md->exit_wall_ms, t, sizeof(t));
+		te_jw_kstr(w, "lastExitTimeUtc", t);
+	}
+	if (md->pid && sv->have_cgroups && te_cgroup_memory(&sv->cgroups, &md->cg, &mem) == 0)
+		te_jw_kint(w, "memoryBytes", (int64_t)mem);
+	te_jw_kstr(w, "restartPolicy", te_restart_policy_name(md->spec->restart));
+	if (md->reason[0])
+		te_jw_kstr(w, "statusDescription", md->reason);
+	te_jw_obj_close(w);
+}
+
+int te_ctl_list_json(struct te_supervisor *sv, char *buf, size_t cap,
+		     size_t *len)
+{
+	struct te_jw w;
+	int r;
+
+	te_jw_init(&w, buf, cap);
+	te_jw_obj_open(&w);
+	te_jw_key(&w, "modules");
+	te_jw_arr_open(&w);
+	for (unsigned i = 0; i < sv->nmods; i++)
+		list_module(&w, sv, sv->mods[i]);
+	te_jw_arr_close(&w);
+	te_jw_obj_close(&w);
+	r = te_jw_finish(&w);
+	*len = w.len;
+	return r;
+}
+
+/* Queue text for the client; the buffer grows (control path only). */
+static int client_put(struct te_ctl_client *c, const char *s, size_t n)
+{
+	char *p = realloc(c->out, c->outlen + n);
+
+	if (!p)
+		return -ENOMEM;
+	memcpy(p + c->outlen, s, n);
+	c->out = p;
+	c->outlen += n;
+	return 0;
+}
+
+static void client_error(struct te_ctl_client *c, int code, const char *msg)
+{
+	char buf[512];
+	struct te_jw w;
+
+	te_jw_init(&w, buf, sizeof(buf) - 1);
+	te_jw_obj_open(&w);
+	te_jw_kstr(&w, "error", msg);
+	te_jw_kint(&w, "code", code);
+	te_jw_obj_close(&w);
+	if (te_jw_finish(&w) == 0) {
+		buf[w.len] = '\n';
+		client_put(c, buf, w.len + 1);
+	}
+}
+
+static void reply_list(struct te_ctl_client *c)
+{
+	size_t cap = 4096 + c->ctl->sv->nmods * 1024, len;
+	char *buf = malloc(cap);
+
+	if (!buf || te_ctl_list_json(c->ctl->sv, buf, cap, &len) < 0) {
+		client_error(c, 1, "out of memory");
+	} else {
+		buf[len] = '\n';
+		client_put(c, buf, len + 1);
+	}
+	free(buf);
+}
+
+/* Append the lines of md from c->next_seq on (no more than max). */
+static void send_lines(struct te_ctl_client *c, struct te_mod *md,
+		       uint64_t since_ms, unsigned max)
+{
+	struct te_logline l;
+	char line[TE_LOG_LINE_MAX * 4 + 64];
+	unsigned n = 0;
+
+	while (n < max && te_logring_get(&md->log, c->next_seq, &l)) {
+		c->next_seq = l.seq + 1;
+		if (l.time_ms < since_ms)
+			continue;
+		client_put(c, line, te_logline_format(&l, line, sizeof(line)));
+		n++;
+	}
+}
+
+
+/* The first seq to send so that at most tail lines newer than since_ms go. */
+static uint64_t tail_start(const struct te_mod *md, uint64_t since_ms,
+			   int64_t tail)
+{
+	struct te_logline l;
+	uint64_t seq = 0, total = 0, skip;
+
+	while (te_logring_get(&md->log, seq, &l)) {
+		seq = l.seq + 1;
+		total += l.time_ms >= since_ms;
+	}
+	skip = tail >= 0 && (uint64_t)tail < total ? total - (uint64_t)tail : 0;
+	seq = 0;
+	while (skip && te_logring_get(&md->log, seq, &l)) {
+		seq = l.seq + 1;
+		skip -= l.time_ms >= since_ms;
+	}
+	return seq;
+}
+
+static void reply_logs(struct te_ctl_client *c, struct te_mod *md,
+		       uint64_t since_ms, int64_t tail, bool follow)
+{
+	c->next_seq = tail_start(md, since_ms, tail);
+	send_lines(c, md, since_ms, UINT32_MAX);
+	if (follow) {
+		c->follow = true;
+		snprintf(c->module, sizeof(c->module), "%s", md->name);
+		if (!c->ctl->follow_timer.active)
+			te_timer_set(c->ctl->loop, &c->ctl->follow_timer, FOLLOW_POLL_MS);
+	}
+}
+
+static const struct te_json_policy req_policy[] = {
+	{ "cmd", TE_JSON_STRING, TE_JSON_REQUIRED },
+	{ "module", TE_JSON_STRING, 0 },
+	{ "tail", TE_JSON_NUMBER, 0 },
+	{ "sinceMs", TE_JSON_NUMBER, 0 },
+	{ "follow", TE_JSON_BOOL, 0 },
+};
+enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_N };
+
+static void quiet(struct te_diag *d, const char *f, unsigned l, unsigned col,
+		  const char *m)
+{
+}
+
+static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
+		     const int *tb)
+{
+	struct te_supervisor *sv = c->ctl->sv;
+	char name[TE_MODULE_NAME_MAX + 2] = "", msg[160];
+	int64_t tail = -1, since = 0;
+	bool follow = false;
+	struct te_mod *md = NULL;
+	int r;
+
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "list"))
+		return reply_list(c);
+	if (tb[RQ_MODULE] < 0 || te_json_str(doc, (unsigned)tb[RQ_MODULE], name, sizeof(name), NULL) < 0)
+		return client_error(c, 2, "missing or invalid module name");
+	md = te_sv_find(sv, name);
+	if (!md) {
+		snprintf(msg, sizeof(msg), "no module named '%s'", name);
+		return client_error(c, 2, msg);
+	}
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "logs")) {
+		if (tb[RQ_TAIL] >= 0)
+			te_json_int(doc, (unsigned)tb[RQ_TAIL], &tail);
+		if (tb[RQ_SINCE] >= 0)
+			te_json_int(doc, (unsigned)tb[RQ_SINCE], &since);
+		if (tb[RQ_FOLLOW] >= 0)
+			te_json_bool(doc, (unsigned)tb[RQ_FOLLOW], &follow);
+		return reply_logs(c, md, since > 0 ? (uint64_t)since : 0, tail, follow);
+	}
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "start"))
+		r = te_sv_start(sv, name);
+	else if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "stop"))
+		r = te_sv_stop(sv, name);
+	else if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "restart"))
+		r = te_sv_restart(sv, name);
+	else
+		return client_error(c, 2, "unknown cmd");
+	if (r < 0)
+		return client_error(c, 1, te_strerror(r));
+	client_put(c, "{\"ok\":true}\n", 12);
+}
+
+static void handle_request(struct te_ctl_client *c)
+{
+	struct te_diag diag = { .emit = quiet };
+	struct te_json_limits lim = { TE_CTL_REQ_MAX, 64, 4 };
+	struct te_json_doc doc;
+	int tb[RQ_N];
+
+	if (te_json_parse(&doc, "request", c->req, c->reqlen, &lim, &diag) < 0)
+		return client_error(c, 2, "malformed request");
+	if (doc.tok[0].type != TE_JSON_OBJECT ||
+	    te_json_read_object(&doc, 0, "", req_policy, RQ_N, tb, &diag))
+		client_error(c, 2, "invalid request");
+	else
+		dispatch(c, &doc, tb);
+	te_json_free(&doc);
+}
+
+/* --- client I/O --- */
+
+/* Write what is pending; 0 when done or waiting for EPOLLOUT, -1 on error. */
+static int client_flush(struct te_ctl_client *c)
+{
+	while (c->outoff < c->outlen) {
+		ssize_t n = send(c->io.fd, c->out + c->outoff, c->outlen - c->outoff,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			te_io_mod(c->ctl->loop, &c->io, EPOLLIN | EPOLLOUT);
+			return 0;
+		}
+		if (n < 0)
+			return -1;
+		c->outoff += (size_t)n;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->outlen = c->outoff = 0;
+	te_io_mod(c->ctl->loop, &c->io, EPOLLIN);
+	return 0;
+}
+
+/* After a request: flush; close unless following a log. */
+static void client_respond(struct te_ctl_client *c)
+{
+	if (client_flush(c) < 0 || (!c->follow && !c->out))
+		client_close(c);
+}
+
+static void client_read(struct te_ctl_client *c)
+{
+	ssize_t n = recv(c->io.fd, c->req + c->reqlen, sizeof(c->req) - 1 - c->reqlen,
+			 MSG_DONTWAIT);
+	char *nl;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0 || c->follow) { /* closed, or input after the request */
+		client_close(c);
+		return;
+	}
+	c->reqlen += (size_t)n;
+	nl = memchr(c->req, '\n', c->reqlen);
+	if (!nl && c->reqlen < sizeof(c->req) - 1)
+		return;
+	if (nl)
+		c->reqlen = (size_t)(nl - c->req);
+	else
+		return client_error(c, 2, "request too long"), client_respond(c);
+	handle_request(c);
+	client_respond(c);
+}
+
+static void on_client(struct te_loop *l, struct te_io *io, uint32_t ev)
+{
+	struct te_ctl_client *c = (struct te_ctl_client *)io;
+
+	if (ev & (EPOLLERR | EPOLLHUP)) {
+		client_close(c);
+		return;
+	}
+	if ((ev & EPOLLOUT) && client_flush(c) < 0) {
+		client_close(c);
+		return;
+	}
+	if (!c->follow && c->reqlen && !c->out && (ev & EPOLLOUT)) {
+		client_close(c); /* response fully sent */
+		return;
+	}
+	if (ev & EPOLLIN)
+		client_read(c);
+}
+
+/* Only root and the daemon's own user may talk to it. */
+static bool peer_allowed(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return false;
+	return cred.uid == 0 || cred.uid == geteuid();
+}
+
+static void on_accept(struct te_loop *l, struct te_io *io, uint32_t ev)
+{
+	struct te_ctl *ctl = (struct te_ctl *)((char *)io - offsetof(struct te_ctl, listen));
+	int fd;
+
+	while ((fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct te_ctl_client *c = NULL;
+
+		for (unsigned i = 0; i < TE_CTL_CLIENTS && !c; i++)
+			if (!ctl->clients[i].used)
+				c = &ctl->clients[i];
+		if (!c || !peer_allowed(fd)) {
+			if (c)
+				te_warn("control", "refused a client: not root or the daemon's user");
+			close(fd);
+			continue;
+		}
+		memset(c, 0, sizeof(*c));
+		c->used = true;
+		c->ctl = ctl;
+		c->io = (struct te_io){ .fd = fd, .cb = on_client };
+		if (te_io_add(l, &c->io, EPOLLIN) < 0)
+			client_close(c);
+	}
+}
+
+/* Followed logs: send new lines of each followed module. */
+static void on_follow(struct te_loop *l, struct te_timer *t)
+{
+	struct te_ctl *ctl = (struct te_ctl *)((char *)t - offsetof(struct te_ctl, follow_timer));
+	bool any = false;
+
+	for (unsigned i = 0; i < TE_CTL_CLIENTS; i++) {
+		struct te_ctl_client *c = &ctl->clients[i];
+		struct te_mod *md;
+
+		if (!c->used || !c->follow)
+			continue;
+		md = te_sv_find(ctl->sv, c->module);
+		if (!md) {
+			client_close(c);
+			continue;
+		}
+		if (!c->out)
+			send_lines(c, md, 0, 1000);
+		if (client_flush(c) < 0) {
+			client_close(c);
+			continue;
+		}
+		any = true;
+	}
+	if (any)
+		te_timer_set(l, t, FOLLOW_POLL_MS);
+}
+
+int te_ctl_open(struct te_ctl *ctl, struct te_loop *loop,
+		struct te_supervisor *sv, const char *state_dir)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd, r;
+
+	memset(ctl, 0, sizeof(*ctl));
+	ctl->loop = loop;
+	ctl->sv = sv;
+	ctl->follow_timer.cb = on_follow;
+	snprintf(ctl->path, sizeof(ctl->path), "%s/control.sock", state_dir);
+	if (strlen(ctl->path) >= sizeof(addr.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(addr.sun_path, ctl->path, strlen(ctl->path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(ctl->path);
+	old = umask(0177);
+	r = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+	umask(old);
+	if (r < 0 || listen(fd, 16) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	ctl->listen = (struct te_io){ .fd = fd, .cb = on_accept };
+	return te_io_add(loop, &ctl->listen, EPOLLIN);
+}
+
+void te_ctl_close(struct te_ctl *ctl)
+{
+	for (unsigned i = 0; i < TE_CTL_CLIENTS; i++)
+		if (ctl->clients[i].used)
+			client_close(&ctl->clients[i]);
+	te_timer_cancel(ctl->loop, &ctl->follow_timer);
+	if (ctl->listen.fd > 0) {
+		te_io_del(ctl->loop, &ctl->listen);
+		close(ctl->listen.fd);
+		unlink(ctl->path);
+	}
+}

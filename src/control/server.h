@@ -1,0 +1,58 @@
+/* The control socket: <state-dir>/control.sock, mode 0600, peers checked
+ * with SO_PEERCRED (root or the daemon's own uid only).
+ *
+ * Protocol: the client sends one JSON object on one line; the daemon
+ * answers and closes (or, for a followed log, keeps writing lines):
+ *   {"cmd":"list"}                         -> {"modules":[...]}
+ *   {"cmd":"logs","module":M,"tail":N,"sinceMs":T,"follow":B}
+ *                                          -> formatted log lines
+ *   {"cmd":"start"|"stop"|"restart","module":M} -> {"ok":true}
+ * Errors: {"error":"message","code":2} (2 = invalid request or no such
+ * module, 1 = runtime failure). */
+#ifndef TE_SERVER_H
+#define TE_SERVER_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/supervisor.h"
+#include "core/loop.h"
+
+#define TE_CTL_CLIENTS 16
+#define TE_CTL_REQ_MAX 1024
+
+struct te_ctl_client {
+	struct te_io io;
+	struct te_ctl *ctl;
+	bool used;
+	char req[TE_CTL_REQ_MAX];
+	size_t reqlen;
+	char *out;              /* pending response bytes (malloc'd) */
+	size_t outlen, outoff;
+	bool follow;            /* logs -f: keep streaming */
+	char module[TE_MODULE_NAME_MAX + 1];
+	uint64_t next_seq;
+};
+
+struct te_ctl {
+	struct te_loop *loop;
+	struct te_supervisor *sv;
+	struct te_io listen;
+	struct te_timer follow_timer;
+	struct te_ctl_client clients[TE_CTL_CLIENTS];
+	char path[PATH_MAX];
+};
+
+/* Bind and listen at <state_dir>/control.sock (a stale file is replaced:
+ * the caller holds the state dir's lock). 0 or -errno. */
+int te_ctl_open(struct te_ctl *ctl, struct te_loop *loop,
+		struct te_supervisor *sv, const char *state_dir);
+void te_ctl_close(struct te_ctl *ctl);
+
+/* Write the list document for sv into buf (for the server and tests).
+ * 0 or -TE_ENOSPACE. */
+int te_ctl_list_json(struct te_supervisor *sv, char *buf, size_t cap,
+		     size_t *len);
+
+#endif
