@@ -17,10 +17,18 @@ echo
 echo "== tinyedge check (config, sample deployment, host)"
 "$bin" check -c "$cfg" -m "$tmp/deployment.json" --state-dir "$tmp/state"
 echo
-echo "== tinyedge run (3 seconds, then SIGTERM)"
+echo "== tinyedge run (in the background; its log lines are interleaved)"
 "$bin" run -c "$cfg" -m "$tmp/deployment.json" --state-dir "$tmp/state" &
 pid=$!
 sleep 3
+echo
+echo "== tinyedge list"
+"$bin" list --state-dir "$tmp/state"
+echo
+echo "== tinyedge logs sim-sensor --tail 3"
+"$bin" logs sim-sensor --tail 3 --state-dir "$tmp/state"
+echo
+echo "== SIGTERM: modules stop in reverse startup order"
 kill -TERM "$pid"
 wait "$pid"
 echo "== daemon exited with status $?"

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -271,8 +272,7 @@ static int mod_spawn(struct te_mod *md)
 	watch_fd(md, &md->notify_io, md->sp.notify_fd, on_notify);
 	if (md->sp.in_fd >= 0)
 		close(md->sp.in_fd);
-	md->has_exited = false;
-	md->unhealthy_kill = false;
+	md->unhealthy_kill = false; /* the last exit stays reported while running */
 	md->start_mono_ms = te_now_ms();
 	md->start_wall_ms = wall_ms();
 	return 0;
@@ -523,6 +523,26 @@ static void on_exit_cb(struct te_loop *l, struct te_child *c, int status)
 
 /* --- modules --- */
 
+#define PERSIST_BYTES (1u << 20) /* per file */
+#define PERSIST_FILES 3          /* NAME.log, NAME.log.1, NAME.log.2 */
+
+/* logs.persist: also <state-dir>/logs/NAME.log, rotated. */
+static void mod_persist_logs(struct te_mod *md)
+{
+	char path[PATH_MAX];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/logs", md->sv->cfg->state_dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		te_warn("agent", "module %s: %s: %s", md->name, path, strerror(errno));
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/logs/%s.log", md->sv->cfg->state_dir, md->name);
+	r = te_logring_persist(&md->log, path, PERSIST_BYTES, PERSIST_FILES);
+	if (r < 0)
+		te_warn("agent", "module %s: %s: %s", md->name, path, te_strerror(r));
+}
+
 static struct te_mod *mod_new(struct te_supervisor *sv,
 			      const struct te_module_spec *spec)
 {
@@ -537,6 +557,8 @@ static struct te_mod *mod_new(struct te_supervisor *sv,
 	md->sv = sv;
 	md->spec = spec;
 	snprintf(md->name, sizeof(md->name), "%s", spec->name);
+	if (sv->cfg->logs.persist)
+		mod_persist_logs(md);
 	md->state = TE_MOD_STOPPED;
 	md->out_io.fd = md->err_io.fd = md->notify_io.fd = md->sync_io.fd = -1;
 	md->sp = (struct te_spawn){ .sync_fd = -1, .in_fd = -1, .out_fd = -1,

@@ -292,3 +292,15 @@ def test_one_off_run_with_module_flags(tmp_path, daemons):
             break
         time.sleep(0.05)
     assert "hello from flags" in r.stdout
+
+
+def test_persisted_logs_when_configured(tmp_path, daemons):
+    config = dict(FAST_CONFIG, logs={"persist": True})
+    rt = Runtime(tmp_path, daemons, {"writer": sh_module("echo persisted line; exec sleep 1000")},
+                 config=config)
+    rt.wait_log("writer", "persisted line")
+    log = rt.state / "logs" / "writer.log"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "persisted line" not in (log.read_text() if log.exists() else ""):
+        time.sleep(0.05)
+    assert "stdout persisted line" in log.read_text()
