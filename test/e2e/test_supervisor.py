@@ -304,3 +304,11 @@ def test_persisted_logs_when_configured(tmp_path, daemons):
     while time.monotonic() < deadline and "persisted line" not in (log.read_text() if log.exists() else ""):
         time.sleep(0.05)
     assert "stdout persisted line" in log.read_text()
+
+
+def test_backoff_starts_over_after_a_healthy_run(tmp_path, daemons):
+    config = {"restartBackoff": {"initialMs": 100, "maxMs": 1000, "resetAfterSecs": 1}}
+    rt = Runtime(tmp_path, daemons, {"m": sh_module("sleep 1.2; exit 1")}, config=config)
+    rt.wait(lambda m: m["m"]["restartCount"] >= 3, timeout=30, what="3 restarts")
+    delays = [int(d) for d in re.findall(r"module m: exited 1; restarting in (\d+) ms", rt.daemon.text())]
+    assert len(delays) >= 3 and all(80 <= d <= 120 for d in delays), delays
