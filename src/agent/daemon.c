@@ -20,6 +20,7 @@
 #include "control/commands.h"
 #include "control/server.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "supervisor.h"
@@ -44,32 +45,10 @@ struct daemon {
 
 static struct daemon the_daemon;
 
-/* mkdir -p; the last component gets mode, parents 0755. */
-static int mkdir_p(const char *path, mode_t mode)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int state_dir_open(struct daemon *d)
 {
 	char path[PATH_MAX + 16];
-	int r = mkdir_p(d->cfg.state_dir, 0700);
+	int r = te_mkdir_p(d->cfg.state_dir, 0755, 0700);
 
 	if (r < 0) {
 		te_error("agent", "state dir %s: %s", d->cfg.state_dir, te_strerror(r));

@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "core/fs.h"
 #include "logring.h"
 
 struct rec_hdr {
@@ -468,30 +469,6 @@ void te_logring_flush(struct te_logring *r, uint64_t now_ms)
 
 /* ---- crash records ------------------------------------------------------ */
 
-/* mkdir -p with every missing component 0700. */
-static int mkdir_p(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0)
-		return -EINVAL;
-	if (n >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static const char *signal_name(int sig)
 {
 #define SIG(s) { s, #s }
@@ -635,7 +612,7 @@ int te_logring_crash_record(const struct te_logring *r, const char *dir,
 
 	if (!module[0] || module[0] == '.' || strchr(module, '/'))
 		return -EINVAL;
-	err = mkdir_p(dir);
+	err = te_mkdir_p(dir, 0700, 0700);
 	if (err)
 		return err;
 	time_iso(now_ms, true, stamp, sizeof(stamp));

@@ -215,6 +215,24 @@ int te_cmd_list(int argc, char **argv)
 
 /* --- start, stop, restart --- */
 
+/* Parse a verb that takes one module NAME. 0, or the exit code to return
+ * (help printed, or a usage error reported). */
+static int parse_module_verb(struct te_cli *cli, int argc, char **argv,
+			     unsigned opts)
+{
+	if (te_cli_parse(cli, argc, argv, opts) < 0)
+		return TE_EXIT_USAGE;
+	if (cli->help) {
+		te_help(argv[0]);
+		return -1;
+	}
+	if (cli->argc != 1)
+		return te_cli_usage_error(cli, "expected one module NAME");
+	if (strlen(cli->argv[0]) > TE_MODULE_NAME_MAX || strpbrk(cli->argv[0], "\"\\"))
+		return te_cli_usage_error(cli, "invalid module name '%s'", cli->argv[0]);
+	return 0;
+}
+
 static int one_module_verb(int argc, char **argv)
 {
 	struct te_cli cli;
@@ -223,14 +241,8 @@ static int one_module_verb(int argc, char **argv)
 	char *buf;
 	int rc;
 
-	if (te_cli_parse(&cli, argc, argv, 0) < 0)
-		return TE_EXIT_USAGE;
-	if (cli.help)
-		return te_help(argv[0]);
-	if (cli.argc != 1)
-		return te_cli_usage_error(&cli, "expected one module NAME");
-	if (strlen(cli.argv[0]) > TE_MODULE_NAME_MAX || strpbrk(cli.argv[0], "\"\\"))
-		return te_cli_usage_error(&cli, "invalid module name '%s'", cli.argv[0]);
+	if ((rc = parse_module_verb(&cli, argc, argv, 0)) != 0)
+		return rc < 0 ? TE_EXIT_OK : rc;
 	snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"module\":\"%s\"}\n", argv[0], cli.argv[0]);
 	buf = ctl_call(&cli, req, &len);
 	if (!buf)
@@ -320,14 +332,8 @@ int te_cmd_logs(int argc, char **argv)
 	char req[512];
 	int fd, rc;
 
-	if (te_cli_parse(&cli, argc, argv, TE_OPT_LOGS) < 0)
-		return TE_EXIT_USAGE;
-	if (cli.help)
-		return te_help(argv[0]);
-	if (cli.argc != 1)
-		return te_cli_usage_error(&cli, "expected one module NAME");
-	if (strlen(cli.argv[0]) > TE_MODULE_NAME_MAX || strpbrk(cli.argv[0], "\"\\"))
-		return te_cli_usage_error(&cli, "invalid module name '%s'", cli.argv[0]);
+	if ((rc = parse_module_verb(&cli, argc, argv, TE_OPT_LOGS)) != 0)
+		return rc < 0 ? TE_EXIT_OK : rc;
 	if ((rc = logs_request(&cli, req, sizeof(req))) != 0)
 		return rc;
 	if ((fd = ctl_connect(&cli)) < 0)
