@@ -225,8 +225,10 @@ static int mod_spawn_prepare(struct te_mod *md)
 	char err[256];
 	int r;
 
-	if (!md->env && !(md->env = env_build(sv, md->spec)))
+	if (!md->env && !(md->env = env_build(sv, md->spec))) {
+		snprintf(md->reason, sizeof(md->reason), "out of memory");
 		return -ENOMEM;
+	}
 	if (!sv->have_cgroups)
 		return 0;
 	r = te_cgroup_create(&sv->cgroups, &md->cg, md->name, &md->spec->limits,
@@ -307,7 +309,7 @@ static void act_exec_ok(struct te_mod *md)
 
 static void act_exec_fail(struct te_mod *md)
 {
-	sv_kick(md->sv); /* the exit follows; the next group need not wait */
+	/* Nothing yet: the child exits 127 next, and that exit decides. */
 }
 
 static void kill_module(struct te_mod *md, int sig)
@@ -513,12 +515,14 @@ static void act_exit(struct te_mod *md)
 static void on_exit_cb(struct te_loop *l, struct te_child *c, int status)
 {
 	struct te_mod *md = (struct te_mod *)((char *)c - offsetof(struct te_mod, child));
+	struct te_supervisor *sv = md->sv; /* md may be gone after the event */
 
 	md->exit_status = status;
 	md->has_exited = true;
 	md->exit_mono_ns = mono_ns();
 	md->exit_wall_ms = wall_ms();
 	mod_event(md, EV_EXIT);
+	sv_kick(sv); /* a group waiting on this module may start now */
 }
 
 /* --- modules --- */

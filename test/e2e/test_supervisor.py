@@ -312,3 +312,13 @@ def test_backoff_starts_over_after_a_healthy_run(tmp_path, daemons):
     rt.wait(lambda m: m["m"]["restartCount"] >= 3, timeout=30, what="3 restarts")
     delays = [int(d) for d in re.findall(r"module m: exited 1; restarting in (\d+) ms", rt.daemon.text())]
     assert len(delays) >= 3 and all(80 <= d <= 120 for d in delays), delays
+
+
+def test_a_failed_group_does_not_hold_back_the_next(tmp_path, daemons):
+    rt = Runtime(tmp_path, daemons, {
+        "broken": {"type": "native", "restartPolicy": "never", "startupOrder": 1,
+                   "settings": {"image": "/nonexistent/first"}},
+        "later": sh_module("exec sleep 1000", order=2),
+    })
+    rt.wait_status("broken", "failed")
+    rt.wait_status("later", "running")
