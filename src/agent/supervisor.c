@@ -693,6 +693,8 @@ int te_sv_start(struct te_supervisor *sv, const char *name)
 		return -ENOENT;
 	md->want_running = true;
 	md->backoff_step = 0;
+	if (md->state == TE_MOD_STOPPING)
+		md->restart_after_stop = true;
 	mod_event(md, EV_START);
 	return 0;
 }
@@ -705,6 +707,7 @@ int te_sv_stop(struct te_supervisor *sv, const char *name)
 		return -ENOENT;
 	md->want_running = false;
 	md->pending_start = false;
+	md->restart_after_stop = false;
 	mod_event(md, EV_STOP);
 	return 0;
 }

@@ -305,13 +305,21 @@ static void client_read(struct te_ctl_client *c)
 	}
 	c->reqlen += (size_t)n;
 	nl = memchr(c->req, '\n', c->reqlen);
-	if (!nl && c->reqlen < sizeof(c->req) - 1)
+	if (!nl) {
+		/* Keep reading (and, past the limit, dropping) to the newline, so
+		 * the answer is not lost to a reset of unread input. */
+		if (c->reqlen == sizeof(c->req) - 1) {
+			c->overlong = true;
+			c->reqlen = 0;
+		}
 		return;
-	if (nl)
-		c->reqlen = (size_t)(nl - c->req);
+	}
+	c->reqlen = (size_t)(nl - c->req);
+	if (c->overlong)
+		client_error(c, 2, "request too long");
 	else
-		return client_error(c, 2, "request too long"), client_respond(c);
-	handle_request(c);
+		handle_request(c);
+	c->reqlen = 1; /* a request was answered (see on_client) */
 	client_respond(c);
 }
 

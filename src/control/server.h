@@ -28,6 +28,7 @@ struct te_ctl_client {
 	bool used;
 	char req[TE_CTL_REQ_MAX];
 	size_t reqlen;
+	bool overlong;          /* discarding a request that did not fit */
 	char *out;              /* pending response bytes (malloc'd) */
 	size_t outlen, outoff;
 	bool follow;            /* logs -f: keep streaming */

@@ -322,3 +322,28 @@ def test_a_failed_group_does_not_hold_back_the_next(tmp_path, daemons):
     })
     rt.wait_status("broken", "failed")
     rt.wait_status("later", "running")
+
+
+def test_control_socket_rejects_bad_requests(tmp_path, daemons):
+    import socket
+    rt = Runtime(tmp_path, daemons, {"m": sh_module("exec sleep 1000")})
+
+    def ask(data):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(10)
+        s.connect(str(rt.state / "control.sock"))
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        s.close()
+        return json.loads(out.decode())
+
+    assert ask(b"not json\n") == {"error": "malformed request", "code": 2}
+    assert ask(b'{"cmd": 1}\n') == {"error": "invalid request", "code": 2}
+    assert ask(b'{"cmd": "fly", "module": "m"}\n') == {"error": "unknown cmd", "code": 2}
+    assert ask(b'{"cmd": "stop"}\n')["code"] == 2
+    assert ask(b"{" + b" " * 5000 + b"\n") == {"error": "request too long", "code": 2}
+    assert ask(b'{"cmd": "list", "extra": true}\n')["code"] == 2
+    assert ask(b'{"cmd": "list"}\n')["modules"][0]["name"] == "m"
+    assert rt.daemon.proc.poll() is None
