@@ -63,7 +63,8 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_
 # Fuzzing: one target binary with modes (TE_FUZZ=json|config|manifest).
 FUZZ_BIN := $(BUILD)/fuzz/tinyedge-fuzz
 FUZZ_SECS ?= 60
-FUZZ_MODES := json config manifest
+FUZZ_MODES := json config manifest record ring route
+FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
@@ -122,20 +123,20 @@ $(HOST_LIB): $(HOST_OBJS)
 $(BUILD)/test/%: test/unit/%.c test/unit/tap.h $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) -o $@ -lpthread
+	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) -o $@ -lpthread -lm
 
 # The kept fuzz corpora, replayed under ASan+UBSan by `make test`.
-$(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c test/fuzz/targets.c test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB)
+$(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit -Itest/fuzz $(HOST_CFLAGS) test/fuzz/replay.c test/fuzz/targets.c $(HOST_LIB) -o $@
+	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit -Itest/fuzz $(HOST_CFLAGS) test/fuzz/replay.c $(FUZZ_SRCS) $(HOST_LIB) -o $@ -lm
 
 # make fuzz: libFuzzer over each mode for FUZZ_SECS seconds; new inputs go
 # to $(BUILD)/fuzz/corpus-MODE (copy the interesting ones to test/fuzz/corpus).
-$(FUZZ_BIN): $(SRCS) test/fuzz/targets.c test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h
+$(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(filter-out src/agent/daemon.c src/control/cmd_%.c,$(SRCS)) test/fuzz/targets.c -o $@
+	  $(filter-out src/agent/daemon.c src/control/cmd_%.c,$(SRCS)) $(FUZZ_SRCS) -o $@ -lm
 
 fuzz: $(FUZZ_BIN)
 	@for m in $(FUZZ_MODES); do mkdir -p $(BUILD)/fuzz/corpus-$$m; \
@@ -157,7 +158,13 @@ test-e2e: all
 demo: all
 	@BUILD=$(BUILD) scripts/demo.sh
 
-bench: all
+# Micro-benchmarks built like the daemon (static musl, -Os).
+$(BUILD)/bench/ring_bench: test/bench/ring_bench.c src/hub/ring.c src/core/err.c $(TP_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) $(LDFLAGS_TE) $(filter %.c,$^) -o $@
+
+bench: all $(BUILD)/bench/ring_bench
 	@BUILD=$(BUILD) scripts/bench.sh
 
 install: all

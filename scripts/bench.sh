@@ -69,3 +69,6 @@ start_daemon "$tmp/ten.log" -c "$tmp/ten.json" "$@"
 sleep 1
 private_rss daemon_rss_private_10_modules
 stop_daemon
+
+# The shared-memory ring alone: one producer, one consumer process, 64 B records.
+"$(dirname "$bin")/bench/ring_bench"

@@ -70,6 +70,19 @@ static const struct command commands[] = {
 	  "reloaded." },
 	{ "restart", te_cmd_restart, "restart NAME",
 	  "Stop a module (as stop) and start it again; the backoff is reset." },
+	{ "route", te_cmd_route,
+	  "route test ROUTE [--prop K=V]... [--sys K=V]... [--body FILE]",
+	  "Compile a route (the edgeHub route language) and evaluate its condition\n"
+	  "against one message: prints true, false or undefined (exit 0), or the\n"
+	  "compile error with its column (exit 2). A route fires only on true.\n"
+	  "\n"
+	  "  --prop K=V    an application property (values are strings:\n"
+	  "                compare numbers with as_number(K))\n"
+	  "  --sys K=V     a system property: messageId, correlationId, contentType,\n"
+	  "                contentEncoding, creationTimeUtc, connectionDeviceId,\n"
+	  "                connectionModuleId, outputName, inputName, userId\n"
+	  "  --body FILE   the body; $body.a.b reads it when contentType is\n"
+	  "                application/json and contentEncoding utf-8" },
 	{ "module", te_cmd_module, "module list|NAME",
 	  "Run a built-in sample module (sim-sensor, filter) in the foreground,\n"
 	  "as a deployment's module does with image /usr/bin/tinyedge and args\n"

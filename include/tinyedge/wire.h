@@ -9,8 +9,10 @@
  *
  * ---- The mapping ---------------------------------------------------------
  *
- * Each module gets one memfd (its number is in TINYEDGE_IPC_FD), sealed
- * against shrinking and growing, to be mapped whole with
+ * Each module gets one memfd (how it and the wakeup eventfds are passed is
+ * part of the module environment, TINYEDGE_IPC_FD), sealed against
+ * shrinking and growing (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL; check
+ * them with F_GET_SEALS before trusting the size), to be mapped whole with
  * mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), where size
  * comes from fstat(). With S the size of one ring's data area (a power of
  * two, TE_WIRE_RING_MIN <= S <= TE_WIRE_RING_MAX):
@@ -52,7 +54,10 @@
  * unspecified), then the record at offset 0. A PAD never starts at offset 0.
  * A data record has flags = 0 and 1 <= len <= S / 2 - 8 (so any record fits
  * in an empty ring wherever the indices stand). Any other flags value is an
- * error. The daemon kills a module whose out ring breaks any of these rules.
+ * error. Every record, PAD included, lies entirely below the producer index
+ * and before the end of the data area. The daemon kills a module whose out
+ * ring breaks any of these rules, or whose producer index is not a multiple
+ * of 8, is behind the consumer index or more than S ahead of it.
  *
  * ---- Memory ordering (what a foreign implementation must do) ---------------
  *
@@ -113,7 +118,8 @@
  * without a terminating NUL. No field is optional and there is no other
  * encoding of a given message: decoding then encoding gives the same bytes.
  * Records over the ring's limit (S / 2 - 8 bytes) cannot be sent: size the
- * rings for the largest message (a 256 KiB body needs S >= 1 MiB). */
+ * rings for the largest message (a full 256 KiB body needs S >= 1 MiB; a
+ * message at every limit at once, about 810 KiB, needs 2 MiB). */
 #ifndef TINYEDGE_WIRE_H
 #define TINYEDGE_WIRE_H
 

@@ -38,7 +38,7 @@ enum te_sysprop {
 /* Where a message comes from, for route sources. */
 enum te_msg_origin {
 	TE_ORIGIN_MODULE,       /* /messages/modules/{connectionModuleId}/outputs/{outputName} */
-	TE_ORIGIN_DEVICE,       /* /messages/* only: a leaf device or `tinyedge send` */
+	TE_ORIGIN_DEVICE,       /* only the all-messages source: a leaf device or `tinyedge send` */
 	TE_ORIGIN_TWIN_CHANGE,  /* /twinChangeNotifications */
 };
 

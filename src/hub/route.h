@@ -3,8 +3,10 @@
  *
  *   [SELECT *] FROM <source> [WHERE <condition>] INTO <sink>
  *
- * Sources: /messages/*, /messages/modules/{m}/*, /messages/modules/{m}/outputs/*,
- * /messages/modules/{m}/outputs/{o}, /twinChangeNotifications.
+ * Sources (written here with <*> for the star, which C comments cannot
+ * hold after a slash): /messages/<*>, /messages/modules/{m}/<*>,
+ * /messages/modules/{m}/outputs/<*>, /messages/modules/{m}/outputs/{o},
+ * /twinChangeNotifications.
  * Sinks: $upstream, BrokeredEndpoint("/modules/{m}/inputs/{i}").
  * Keywords are case-insensitive.
  *
@@ -31,12 +33,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "manifest.h"
+#include "agent/manifest.h"
 #include "msg.h"
 
 enum te_route_source {
-	TE_RSRC_ALL,           /* /messages/* : every message */
-	TE_RSRC_MODULE,        /* /messages/modules/{m}/* and .../outputs/* */
+	TE_RSRC_ALL,           /* /messages/<*> : every message */
+	TE_RSRC_MODULE,        /* /messages/modules/{m}/<*> and .../outputs/<*> */
 	TE_RSRC_MODULE_OUTPUT, /* /messages/modules/{m}/outputs/{o} */
 	TE_RSRC_TWIN_CHANGES,  /* /twinChangeNotifications */
 };

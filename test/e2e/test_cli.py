@@ -3,7 +3,7 @@ import pytest
 
 from conftest import run, write_json
 
-VERBS = ["run", "check", "list", "logs", "start", "stop", "restart", "module", "version", "help"]
+VERBS = ["run", "check", "list", "logs", "start", "stop", "restart", "route", "module", "version", "help"]
 
 
 def test_no_command_prints_usage_and_exits_2():

@@ -50,5 +50,8 @@ int main(void)
 	replay_mode("json");
 	replay_mode("config");
 	replay_mode("manifest");
+	replay_mode("record");
+	replay_mode("ring");
+	replay_mode("route");
 	return tap_done();
 }
