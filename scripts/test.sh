@@ -12,8 +12,11 @@ fail=0
 run_unit() {
 	for t in "$BUILD"/test/test_*; do
 		[ -x "$t" ] || continue
-		out=$("$t" 2>&1)
+		# A hung program is a failure, not a stalled CI run.
+		out=$(timeout -k 5 300 "$t" 2>&1)
 		rc=$?
+		[ $rc -eq 124 ] && out="$out
+not ok - $(basename "$t") timed out after 300 s"
 		ok=$(printf '%s\n' "$out" | grep -c '^ok ')
 		bad=$(printf '%s\n' "$out" | grep -c '^not ok ')
 		# A crash or sanitizer report after the last test point is a failure too.
@@ -26,7 +29,7 @@ run_unit() {
 }
 
 run_e2e() {
-	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge "$PYTHON" -m pytest -q -p no:cacheprovider test/e2e 2>&1)
+	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge timeout -k 10 1200 "$PYTHON" -m pytest -q -p no:cacheprovider test/e2e 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | tail -n 60
 	summary=$(printf '%s\n' "$out" | tail -n 1)

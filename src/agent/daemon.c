@@ -35,6 +35,7 @@ struct daemon {
 	struct te_config cfg;
 	struct te_manifest *manifest; /* until handed to the supervisor */
 	struct te_supervisor sv;
+	struct te_router router;
 	struct te_ctl ctl;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
@@ -150,12 +151,17 @@ static void on_stop(struct te_loop *loop, struct te_sig *s,
 
 static void daemon_reload(struct daemon *d, const char *why)
 {
+	struct te_diag diag;
+
 	if (d->stopping)
 		return;
 	te_info("agent", "%s: reloading", why);
 	if (daemon_load(d, false) < 0)
 		return;
 	log_deployment(d->manifest);
+	te_diag_init_stderr(&diag);
+	if (te_router_set_routes(&d->router, d->manifest, &diag) < 0)
+		te_error("hub", "reload: routes unchanged");
 	if (te_sv_apply(&d->sv, d->manifest) < 0)
 		te_error("agent", "reload: out of memory");
 	d->manifest = NULL;
@@ -223,6 +229,11 @@ static void watch_manifest(struct daemon *d)
 	te_io_add(&d->loop, &d->inotify, EPOLLIN);
 }
 
+static void on_corrupt(struct te_router *rt, struct te_port *p)
+{
+	te_sv_kill(&the_daemon.sv, p->name, "corrupted its message ring");
+}
+
 static void on_orphan(struct te_loop *loop, pid_t pid, int status)
 {
 	te_debug("agent", "reaped orphan %d", (int)pid);
@@ -258,12 +269,22 @@ static int daemon_serve(struct daemon *d)
 		return TE_EXIT_FAIL;
 	}
 	d->loop.on_orphan = on_orphan;
-	r = te_sv_init(&d->sv, &d->loop, &d->cfg, d->manifest);
+	r = te_router_init(&d->router, &d->loop);
+	if (r == 0) {
+		struct te_diag diag;
+
+		te_diag_init_stderr(&diag);
+		d->router.on_corrupt = on_corrupt;
+		r = te_router_set_routes(&d->router, d->manifest, &diag);
+	}
+	if (r == 0)
+		r = te_sv_init(&d->sv, &d->loop, &d->cfg, &d->router, d->manifest);
 	d->manifest = NULL;
 	if (r == 0 && (r = te_ctl_open(&d->ctl, &d->loop, &d->sv, d->cfg.state_dir)) < 0)
 		te_error("agent", "control socket in %s: %s", d->cfg.state_dir, te_strerror(r));
 	if (r < 0) {
 		te_sv_free(&d->sv);
+		te_router_free(&d->router);
 		te_loop_close(&d->loop);
 		return TE_EXIT_FAIL;
 	}
@@ -274,6 +295,7 @@ static int daemon_serve(struct daemon *d)
 	if (d->inotify.fd >= 0)
 		close(d->inotify.fd);
 	te_sv_free(&d->sv);
+	te_router_free(&d->router);
 	te_loop_close(&d->loop);
 	if (r < 0) {
 		te_error("agent", "event loop: %s", te_strerror(r));

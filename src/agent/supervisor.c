@@ -102,8 +102,11 @@ static char **env_build(const struct te_supervisor *sv,
 	if (!r)
 		r = env_put(env, &n, "IOTEDGE_IOTHUBHOSTNAME",
 			    sv->cfg->upstream.host[0] ? sv->cfg->upstream.host : sv->cfg->hostname);
+	if (!r && sv->router && s->io == TE_IO_RING)
+		r = env_put(env, &n, "TINYEDGE_IPC_FD", "3"); /* + 4, 5: eventfds */
 	if (!r && s->watchdog_secs)
-		r = env_put(env, &n, "TINYEDGE_NOTIFY_FD", "3");
+		r = env_put(env, &n, "TINYEDGE_NOTIFY_FD",
+			    sv->router && s->io == TE_IO_RING ? "6" : "3");
 	if (r) {
 		env_free(env);
 		return NULL;
@@ -243,14 +246,22 @@ static int mod_spawn(struct te_mod *md)
 	struct te_spawn_ctx ctx = {
 		.spec = md->spec,
 		.cgroup = md->sv->have_cgroups ? &md->cg : NULL,
-		.env = (const char *const *)md->env,
 		.want_notify = md->spec->watchdog_secs > 0,
 	};
+	int fds[3];
 	char err[256];
 	int r;
 
 	md->spawn_mono_ns = mono_ns();
 	r = mod_spawn_prepare(md);
+	ctx.env = (const char *const *)md->env; /* built by prepare */
+	if (r == 0 && md->port) {
+		r = te_port_open(md->port, fds);
+		if (r < 0)
+			snprintf(md->reason, sizeof(md->reason), "rings: %s", te_strerror(r));
+		ctx.keep_fds = fds;
+		ctx.nkeep = 3;
+	}
 	if (r == 0)
 		r = te_sandbox_spawn(&ctx, &md->sp, err, sizeof(err));
 	else
@@ -261,6 +272,8 @@ static int mod_spawn(struct te_mod *md)
 		if (err[0])
 			snprintf(md->reason, sizeof(md->reason), "%s", err);
 		te_error("agent", "module %s: %s", md->name, md->reason);
+		if (md->port)
+			te_port_stopped(md->port);
 		if (md->sv->have_cgroups)
 			te_cgroup_destroy(&md->sv->cgroups, &md->cg);
 		return r;
@@ -303,6 +316,8 @@ static void act_exec_ok(struct te_mod *md)
 		te_debug("agent", "module %s: running again %.3f ms after its exit",
 			 md->name, (double)(mono_ns() - md->exit_mono_ns) / 1e6);
 	set_state(md, TE_MOD_RUNNING);
+	if (md->port)
+		te_port_running(md->port);
 	arm_watchdog(md);
 	sv_kick(md->sv);
 }
@@ -453,6 +468,8 @@ static void mod_cleanup(struct te_mod *md, const char *status_text, bool failure
 	io_close(md, &md->notify_io);
 	io_close(md, &md->sync_io);
 	te_logring_flush(&md->log, wall_ms());
+	if (md->port)
+		te_port_stopped(md->port);
 	if (sv->have_cgroups) {
 		oom = te_cgroup_oom_killed(&sv->cgroups, &md->cg);
 		te_cgroup_destroy(&sv->cgroups, &md->cg);
@@ -561,6 +578,12 @@ static struct te_mod *mod_new(struct te_supervisor *sv,
 	md->sv = sv;
 	md->spec = spec;
 	snprintf(md->name, sizeof(md->name), "%s", spec->name);
+	if (sv->router && spec->io == TE_IO_RING &&
+	    !(md->port = te_router_port(sv->router, spec->name, spec->ring_bytes))) {
+		te_logring_free(&md->log);
+		free(md);
+		return NULL;
+	}
 	if (sv->cfg->logs.persist)
 		mod_persist_logs(md);
 	md->state = TE_MOD_STOPPED;
@@ -588,6 +611,8 @@ static void mod_destroy(struct te_mod *md)
 	te_timer_cancel(sv->loop, &md->timer);
 	te_timer_cancel(sv->loop, &md->watchdog);
 	te_logring_free(&md->log);
+	if (md->port)
+		te_port_free(md->port);
 	env_free(md->env);
 	free(md);
 	sv_gc(sv);
@@ -813,6 +838,8 @@ static void apply_existing(struct te_mod *md, const struct te_module_spec *ns)
 	if (changed) {
 		env_free(md->env);
 		md->env = NULL;
+		if (md->port)
+			md->port->ring_bytes = ns->ring_bytes;
 	}
 	if (changed && is_active(md)) {
 		te_info("agent", "module %s: changed, restarting", md->name);
@@ -884,8 +911,21 @@ int te_sv_apply(struct te_supervisor *sv, struct te_manifest *m)
 
 /* --- life of the supervisor --- */
 
+int te_sv_kill(struct te_supervisor *sv, const char *name, const char *reason)
+{
+	struct te_mod *md = te_sv_find(sv, name);
+
+	if (!md)
+		return -ENOENT;
+	snprintf(md->reason, sizeof(md->reason), "%s", reason);
+	if (is_active(md))
+		kill_module(md, SIGKILL);
+	return 0;
+}
+
 int te_sv_init(struct te_supervisor *sv, struct te_loop *loop,
-	       const struct te_config *cfg, struct te_manifest *m)
+	       const struct te_config *cfg, struct te_router *router,
+	       struct te_manifest *m)
 {
 	char err[256];
 	unsigned killed = 0;
@@ -894,6 +934,7 @@ int te_sv_init(struct te_supervisor *sv, struct te_loop *loop,
 	memset(sv, 0, sizeof(*sv));
 	sv->loop = loop;
 	sv->cfg = cfg;
+	sv->router = router;
 	snprintf(sv->crash_dir, sizeof(sv->crash_dir), "%s/crash", cfg->state_dir);
 	r = te_cgroups_init(&sv->cgroups, cfg->state_dir, err, sizeof(err));
 	if (r < 0) {

@@ -31,6 +31,7 @@
 #include "core/loop.h"
 #include "logring.h"
 #include "manifest.h"
+#include "hub/router.h"
 #include "sandbox.h"
 
 enum te_mod_state {
@@ -65,6 +66,7 @@ struct te_mod {
 	struct te_timer timer;     /* backoff or stop timeout */
 	struct te_timer watchdog;
 	struct te_cgroup cg;
+	struct te_port *port;      /* its rings; NULL for stdio modules */
 	struct te_logring log;
 	char **env;                /* built once per spec */
 	unsigned restart_count;
@@ -84,6 +86,7 @@ struct te_supervisor {
 	struct te_manifest *manifest;
 	struct te_cgroups cgroups;
 	bool have_cgroups;
+	struct te_router *router;  /* NULL: modules get no rings */
 	char crash_dir[PATH_MAX];
 	struct te_mod **mods;      /* nmods entries, sized per deployment */
 	unsigned nmods;
@@ -98,7 +101,8 @@ struct te_supervisor {
  * then create and start the modules of m, a malloc'd manifest the
  * supervisor now owns (freed with te_manifest_free + free). 0 or -errno. */
 int te_sv_init(struct te_supervisor *sv, struct te_loop *loop,
-	       const struct te_config *cfg, struct te_manifest *m);
+	       const struct te_config *cfg, struct te_router *router,
+	       struct te_manifest *m);
 
 /* Apply a new manifest by difference: modules added are started, removed
  * ones stopped and dropped, changed ones restarted; unchanged ones are not
@@ -112,6 +116,9 @@ int te_sv_apply(struct te_supervisor *sv, struct te_manifest *m);
 int te_sv_start(struct te_supervisor *sv, const char *name);
 int te_sv_stop(struct te_supervisor *sv, const char *name);
 int te_sv_restart(struct te_supervisor *sv, const char *name);
+/* Kill a misbehaving module now (SIGKILL to its cgroup); its restart
+ * policy then applies. reason goes to its statusDescription. */
+int te_sv_kill(struct te_supervisor *sv, const char *name, const char *reason);
 
 /* Stop everything in reverse startup order, then call sv->on_idle. */
 void te_sv_shutdown(struct te_supervisor *sv);

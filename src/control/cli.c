@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "core/err.h"
+#include "hub/router.h"
 
 int te_cli_usage_error(const struct te_cli *cli, const char *fmt, ...)
 {
@@ -176,6 +177,8 @@ int te_cli_load(const struct te_cli *cli, struct te_config *cfg,
 		rc = rc ? rc : r;
 	if ((r = cli_apply_flags(cli, cfg, m, diag)) < 0)
 		rc = rc ? rc : r;
+	if (rc == 0 && te_routes_check(m, diag))
+		rc = -TE_EINVALID;
 	*config_used = cpath;
 	*manifest_used = mpath;
 	return rc;

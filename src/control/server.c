@@ -68,6 +68,13 @@ static void list_module(struct te_jw *w, struct te_supervisor *sv,
 	if (md->pid && sv->have_cgroups && te_cgroup_memory(&sv->cgroups, &md->cg, &mem) == 0)
 		te_jw_kint(w, "memoryBytes", (int64_t)mem);
 	te_jw_kstr(w, "restartPolicy", te_restart_policy_name(md->spec->restart));
+	if (md->port) {
+		te_jw_kint(w, "messagesOut", (int64_t)md->port->msgs_out);
+		te_jw_kint(w, "messagesIn", (int64_t)md->port->msgs_in);
+		te_jw_kint(w, "messagesSpilled", (int64_t)md->port->spilled);
+		te_jw_kint(w, "spillBytes", (int64_t)md->port->spill.used);
+		te_jw_kint(w, "messagesDropped", (int64_t)md->port->dropped);
+	}
 	if (md->reason[0])
 		te_jw_kstr(w, "statusDescription", md->reason);
 	te_jw_obj_close(w);
@@ -86,6 +93,22 @@ int te_ctl_list_json(struct te_supervisor *sv, char *buf, size_t cap,
 	for (unsigned i = 0; i < sv->nmods; i++)
 		list_module(&w, sv, sv->mods[i]);
 	te_jw_arr_close(&w);
+	if (sv->router) {
+		te_jw_key(&w, "routes");
+		te_jw_arr_open(&w);
+		for (unsigned i = 0; i < sv->router->nroutes; i++) {
+			const struct te_rroute *rr = &sv->router->routes[i];
+
+			te_jw_obj_open(&w);
+			te_jw_kstr(&w, "name", rr->name);
+			te_jw_kint(&w, "matched", (int64_t)rr->matched);
+			te_jw_kint(&w, "delivered", (int64_t)rr->delivered);
+			te_jw_kint(&w, "dropped", (int64_t)rr->dropped);
+			te_jw_obj_close(&w);
+		}
+		te_jw_arr_close(&w);
+		te_jw_kint(&w, "upstreamMessages", (int64_t)sv->router->upstream_msgs);
+	}
 	te_jw_obj_close(&w);
 	r = te_jw_finish(&w);
 	*len = w.len;
@@ -123,7 +146,8 @@ static void client_error(struct te_ctl_client *c, int code, const char *msg)
 
 static void reply_list(struct te_ctl_client *c)
 {
-	size_t cap = 4096 + c->ctl->sv->nmods * 1024, len;
+	struct te_supervisor *sv = c->ctl->sv;
+	size_t cap = 4096 + sv->nmods * 1024 + (sv->router ? sv->router->nroutes * 256 : 0), len;
 	char *buf = malloc(cap);
 
 	if (!buf || te_ctl_list_json(c->ctl->sv, buf, cap, &len) < 0) {

@@ -1,14 +1,24 @@
-/* Built-in sample modules (`tinyedge module NAME`), busybox-style.
+/* Built-in sample modules (`tinyedge module NAME`), busybox-style. Under
+ * the daemon they talk through the SDK (include/tinyedge/module.h); run by
+ * hand (no TINYEDGE_IPC_FD) they use stdout and stdin instead.
  *
- *   sim-sensor  prints a simulated temperature/humidity reading as one JSON
- *               line every INTERVAL_MS (default 1000) milliseconds
- *   filter      copies JSON lines from stdin whose "temperature" is above
- *               THRESHOLD (default 25) to stdout
+ *   sim-sensor  Azure's SimulatedTemperatureSensor: machine and ambient
+ *               readings as JSON to output "temperature" every INTERVAL_MS
+ *               (1000); MESSAGE_COUNT (0 = no end) messages
+ *   filter      forwards input messages whose machine temperature is above
+ *               THRESHOLD (25) to "output1", with MessageType=Alert
+ *   echo        forwards every input message to "output1" unchanged
+ *   counter     [--count N] [--rate PER_S] [--size BYTES]: messages with
+ *               property seq and body {"seq":N,"ns":T,...} to "output1"
+ *   sink        counts input messages, checks seq order and gaps, reports
+ *               counts, rate and latency once a second and at exit
  *
- * Both exit 0 on SIGTERM. The message rings arrive with the hub; until then
- * their input and output are stdin and stdout. */
+ * All exit 0 on SIGTERM. */
 #include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +28,7 @@
 
 #include "control/commands.h"
 #include "core/err.h"
+#include "tinyedge/module.h"
 
 static volatile sig_atomic_t stop;
 
@@ -32,6 +43,7 @@ static void handle_term(void)
 
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }
 
 static long env_long(const char *name, long dflt, long min, long max)
@@ -52,50 +64,265 @@ static long env_long(const char *name, long dflt, long min, long max)
 	return v;
 }
 
-static int sim_sensor(void)
+static uint64_t mono_ns(void)
 {
-	long interval = env_long("INTERVAL_MS", 1000, 1, 3600000);
-	struct timespec ts = { interval / 1000, (interval % 1000) * 1000000 };
-	unsigned long n = 0;
+	struct timespec ts;
 
-	handle_term();
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	while (!stop) {
-		double t = 21.0 + 6.0 * sin((double)n / 20.0) + (double)(rand() % 100) / 100.0;
-		double h = 40.0 + 10.0 * cos((double)n / 30.0);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
-		printf("{\"temperature\":%.2f,\"humidity\":%.1f,\"seq\":%lu}\n", t, h, n++);
-		nanosleep(&ts, NULL);
+/* The SDK under the daemon; NULL when run by hand. Exits on a broken setup. */
+static te_module *sdk_open(const char *who)
+{
+	te_module *m = NULL;
+	int r;
+
+	if (!getenv("TINYEDGE_IPC_FD"))
+		return NULL;
+	r = te_module_open(&m);
+	if (r < 0) {
+		fprintf(stderr, "%s: cannot open the module's rings: %s\n", who, strerror(-r));
+		exit(1);
 	}
+	return m;
+}
+
+/* Send, waiting while the ring is full (the router drains it). */
+static int send_wait(te_module *m, const char *output, const struct te_message *msg)
+{
+	int r;
+
+	while ((r = te_module_send(m, output, msg)) == -EAGAIN && !stop)
+		usleep(50);
+	return r;
+}
+
+/* Forward one message (or print it when run by hand). */
+static void emit(te_module *m, const char *output, const struct te_message *msg)
+{
+	int r;
+
+	if (!m) {
+		printf("%.*s\n", (int)msg->body_len, (const char *)msg->body);
+		return;
+	}
+	r = send_wait(m, output, msg);
+	if (r < 0 && r != -EAGAIN)
+		fprintf(stderr, "send to %s: %s\n", output, strerror(-r));
+}
+
+/* Run the input loop until SIGTERM (stdin lines when run by hand). */
+static int serve(te_module *m, te_input_fn fn, void *arg)
+{
+	char line[65536];
+
+	if (!m) {
+		while (!stop && fgets(line, sizeof(line), stdin)) {
+			struct te_message msg = { .body = line, .body_len = strcspn(line, "\n") };
+
+			fn(NULL, &msg, arg);
+		}
+		return 0;
+	}
+	te_module_on_input(m, fn, arg);
+	while (!stop) {
+		int r = te_module_dispatch(m, 1000);
+
+		if (r < 0 && r != -EINTR) {
+			fprintf(stderr, "dispatch: %s\n", strerror(-r));
+			return 1;
+		}
+	}
+	te_module_close(m);
 	return 0;
 }
 
-static int filter(void)
-{
-	long threshold = env_long("THRESHOLD", 25, -273, 10000);
-	char line[4096];
-	const char *p;
+/* --- sim-sensor --- */
 
-	handle_term();
+static int sim_sensor(int argc, char **argv)
+{
+	long interval = env_long("INTERVAL_MS", 1000, 1, 3600000);
+	long count = env_long("MESSAGE_COUNT", 0, 0, LONG_MAX);
+	struct timespec ts = { interval / 1000, (interval % 1000) * 1000000 };
+	te_module *m = sdk_open("sim-sensor");
+	char body[256];
+	long n;
+
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	while (!stop && fgets(line, sizeof(line), stdin)) {
-		p = strstr(line, "\"temperature\":");
-		if (p && strtod(p + 14, NULL) > (double)threshold)
-			fputs(line, stdout);
+	for (n = 0; !stop && (count == 0 || n < count); n++) {
+		double t = 21.0 + 6.0 * sin((double)n / 20.0) + (double)(rand() % 100) / 100.0;
+		struct te_message msg = { .body = body, .content_type = "application/json",
+					  .content_encoding = "utf-8" };
+
+		msg.body_len = (size_t)snprintf(body, sizeof(body),
+			"{\"machine\":{\"temperature\":%.2f,\"pressure\":%.2f},"
+			"\"ambient\":{\"temperature\":%.2f,\"humidity\":%d},\"seq\":%ld}",
+			t, 1.0 + t / 10.0, 20.5 + (double)(rand() % 10) / 10.0, 24 + rand() % 4, n);
+		emit(m, "temperature", &msg);
+		nanosleep(&ts, NULL);
 	}
-	fprintf(stderr, "filter: input closed; waiting for SIGTERM\n");
+	if (m)
+		fprintf(stderr, "sim-sensor: sent %ld messages\n", n);
+	while (!stop && count) /* done: wait to be stopped, as Azure's sensor */
+		pause();
+	te_module_close(m);
+	return 0;
+}
+
+/* --- filter, echo --- */
+
+static double machine_temperature(const struct te_message *msg)
+{
+	const char *b = msg->body, *p;
+	char tmp[4096];
+	size_t n = msg->body_len < sizeof(tmp) - 1 ? msg->body_len : sizeof(tmp) - 1;
+
+	memcpy(tmp, b, n);
+	tmp[n] = '\0';
+	p = strstr(tmp, "\"temperature\":");
+	return p ? strtod(p + 14, NULL) : NAN;
+}
+
+static void filter_input(te_module *m, const struct te_message *msg, void *arg)
+{
+	static const struct te_property alert = { "MessageType", "Alert" };
+	double threshold = *(const double *)arg;
+	struct te_message out = *msg;
+
+	if (!(machine_temperature(msg) > threshold))
+		return;
+	out.props = &alert;
+	out.nprops = 1;
+	emit(m, "output1", &out);
+}
+
+static int filter(int argc, char **argv)
+{
+	double threshold = (double)env_long("THRESHOLD", 25, -273, 100000);
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return serve(sdk_open("filter"), filter_input, &threshold);
+}
+
+static void echo_input(te_module *m, const struct te_message *msg, void *arg)
+{
+	emit(m, "output1", msg);
+}
+
+static int echo(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	return serve(sdk_open("echo"), echo_input, NULL);
+}
+
+/* --- counter, sink --- */
+
+static long arg_long(int argc, char **argv, const char *flag, long dflt)
+{
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], flag))
+			return strtol(argv[i + 1], NULL, 10);
+	return dflt;
+}
+
+static int counter(int argc, char **argv)
+{
+	long count = arg_long(argc, argv, "--count", 0);
+	long rate = arg_long(argc, argv, "--rate", 0);
+	long size = arg_long(argc, argv, "--size", 64);
+	te_module *m = sdk_open("counter");
+	char seq[24], body[TE_MODULE_BODY_MAX];
+	struct te_property prop = { "seq", seq };
+	uint64_t start = mono_ns();
+	long n;
+
+	if (size < 32 || size > (long)sizeof(body))
+		size = 64;
+	memset(body, ' ', (size_t)size);
+	for (n = 0; !stop && (count == 0 || n < count); n++) {
+		struct te_message msg = { .body = body, .body_len = (size_t)size,
+					  .props = &prop, .nprops = 1 };
+		int k = snprintf(body, 32, "{\"seq\":%ld,\"ns\":%" PRIu64 "}", n, mono_ns());
+
+		body[k] = ' ';
+		snprintf(seq, sizeof(seq), "%ld", n);
+		emit(m, "output1", &msg);
+		while (rate && !stop && (double)(mono_ns() - start) * (double)rate / 1e9 < (double)n)
+			usleep(100);
+	}
+	fprintf(stderr, "counter: sent %ld messages\n", n);
 	while (!stop)
 		pause();
+	te_module_close(m);
 	return 0;
+}
+
+struct sink_state {
+	long received, gaps, reordered, next;
+	uint64_t lat_sum_ns, lat_max_ns, since;
+	long since_count;
+};
+
+static void sink_report(struct sink_state *s, const char *when)
+{
+	double secs = (double)(mono_ns() - s->since) / 1e9;
+
+	printf("sink: %s received %ld gaps %ld reordered %ld rate %.0f msg/s latency_avg_us %.1f latency_max_us %.1f\n",
+	       when, s->received, s->gaps, s->reordered,
+	       secs > 0 ? (double)s->since_count / secs : 0.0,
+	       s->received ? (double)s->lat_sum_ns / (double)s->received / 1e3 : 0.0,
+	       (double)s->lat_max_ns / 1e3);
+	s->since = mono_ns();
+	s->since_count = 0;
+}
+
+static void sink_input(te_module *m, const struct te_message *msg, void *arg)
+{
+	struct sink_state *s = arg;
+	const char *b = msg->body;
+	long seq = -1;
+	uint64_t ns = 0, lat;
+
+	if (msg->body_len >= 10 && sscanf(b, "{\"seq\":%ld,\"ns\":%" SCNu64, &seq, &ns) == 2) {
+		if (seq > s->next)
+			s->gaps += seq - s->next;
+		else if (seq < s->next)
+			s->reordered++;
+		s->next = seq + 1;
+		lat = mono_ns() - ns;
+		s->lat_sum_ns += lat;
+		if (lat > s->lat_max_ns)
+			s->lat_max_ns = lat;
+	}
+	s->received++;
+	s->since_count++;
+	if (mono_ns() - s->since > 1000000000u)
+		sink_report(s, "so far");
+}
+
+static int sink(int argc, char **argv)
+{
+	static struct sink_state s;
+	int r;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	s.since = mono_ns();
+	r = serve(sdk_open("sink"), sink_input, &s);
+	sink_report(&s, "final");
+	return r;
 }
 
 static const struct {
 	const char *name;
-	int (*fn)(void);
+	int (*fn)(int argc, char **argv);
 	const char *what;
 } modules[] = {
-	{ "sim-sensor", sim_sensor, "simulated temperature/humidity readings, one JSON line every INTERVAL_MS" },
-	{ "filter", filter, "passes readings whose temperature is above THRESHOLD" },
+	{ "sim-sensor", sim_sensor, "machine/ambient temperature JSON every INTERVAL_MS to output temperature" },
+	{ "filter", filter, "forwards messages whose machine temperature is above THRESHOLD" },
+	{ "echo", echo, "forwards every input message to output1" },
+	{ "counter", counter, "numbered messages (seq) to output1: [--count N] [--rate PER_S] [--size BYTES]" },
+	{ "sink", sink, "counts input messages, checks seq order and gaps, reports rate and latency" },
 };
 
 int te_cmd_module(int argc, char **argv)
@@ -107,9 +334,12 @@ int te_cmd_module(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--help"))
 		return te_help(argv[0]);
-	for (unsigned i = 0; i < sizeof(modules) / sizeof(modules[0]); i++)
-		if (!strcmp(argv[1], modules[i].name))
-			return modules[i].fn();
+	for (unsigned i = 0; i < sizeof(modules) / sizeof(modules[0]); i++) {
+		if (!strcmp(argv[1], modules[i].name)) {
+			handle_term();
+			return modules[i].fn(argc - 1, argv + 1);
+		}
+	}
 	fprintf(stderr, "tinyedge module: no built-in module '%s' (see 'tinyedge module list')\n", argv[1]);
 	return TE_EXIT_USAGE;
 }

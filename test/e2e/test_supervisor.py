@@ -12,6 +12,7 @@ from conftest import (FAST_CONFIG, Runtime, manifest, pids_matching, run, sh_mod
                       write_json, zombies_of)
 
 PROBE = ("echo pid=$$; echo host=$(cat /proc/sys/kernel/hostname); "
+         "echo env=$IOTEDGE_MODULEID,$IOTEDGE_DEVICEID,$TINYEDGE_IPC_FD,$MYVAR,$PATH; "
          "grep -E '^(Uid|CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs|SigBlk|SigIgn):' /proc/self/status; "
          "echo fds=$(ls /proc/self/fd | tr '\\n' ' '); echo tmp=$(ls -A /tmp | wc -l); "
          "echo dev=$(ls /dev | tr '\\n' ' '); echo done; exec sleep 1000")
@@ -23,9 +24,12 @@ def status_field(out, name):
 
 
 def test_module_is_isolated_and_unprivileged(tmp_path, daemons):
-    rt = Runtime(tmp_path, daemons, {"probe": sh_module(PROBE)})
+    probe = sh_module(PROBE)
+    probe["env"] = {"MYVAR": {"value": "mine"}}
+    rt = Runtime(tmp_path, daemons, {"probe": probe}, config=dict(FAST_CONFIG, deviceId="dev-7"))
     rt.wait_status("probe", "running")
     out = rt.wait_log("probe", "done")
+    assert "stdout env=probe,dev-7,3,mine,/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" in out
     assert "stdout pid=1\n" in out, "PID 1 in its own pid namespace"
     assert "stdout host=probe\n" in out, "hostname = module name"
     assert status_field(out, "Uid") == "65534", "runs as nobody by default"
@@ -34,8 +38,8 @@ def test_module_is_isolated_and_unprivileged(tmp_path, daemons):
     assert status_field(out, "NoNewPrivs") == "1"
     assert status_field(out, "SigBlk") == "0000000000000000"
     assert status_field(out, "SigIgn") == "0000000000000000"
-    # ls's own directory fd is the 4th entry
-    assert "stdout fds=0 1 2 3\n" in out, out
+    # 3 = its rings (memfd), 4 and 5 = wakeup eventfds; 6 is ls's own directory
+    assert "stdout fds=0 1 2 3 4 5 6\n" in out, out
     assert "stdout tmp=0\n" in out, "a private, empty /tmp"
     dev = re.search(r"stdout dev=(.*)\n", out).group(1).split()
     assert set(dev) <= {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "ptmx",
@@ -222,8 +226,9 @@ def test_reload_touches_only_what_changed(tmp_path, daemons):
 
 
 def test_watchdog_restarts_an_unhealthy_module(tmp_path, daemons):
-    beating = "while :; do echo >&3; sleep 0.2; done"
-    silent = "echo >&3; exec sleep 1000"
+    beat = 'eval "echo >&$TINYEDGE_NOTIFY_FD"'  # dash wants a literal fd number
+    beating = f"while :; do {beat}; sleep 0.2; done"
+    silent = f"{beat}; exec sleep 1000"
     rt = Runtime(tmp_path, daemons, {
         "beating": sh_module(beating, watchdogSecs=1, restart="on-unhealthy"),
         "silent": sh_module(silent, watchdogSecs=1, restart="on-unhealthy", stopTimeoutSecs=1),

@@ -1,0 +1,457 @@
+/* The router (see router.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "router.h"
+#include "wire.h"
+
+/* Larger than any valid record (a message at every wire.h limit is about
+ * 810 KiB); a longer record is a corrupt ring. */
+#define RECORD_CAP (1u << 20)
+
+/* --- routes --- */
+
+static int compile_one(const struct te_manifest *m, const struct te_route_spec *rs,
+		       struct te_route *r, struct te_diag *diag)
+{
+	char err[256];
+	unsigned col = 0;
+	int rc = te_route_compile(rs->route, r, err, sizeof(err), &col);
+
+	if (rc == -TE_EINVALID)
+		te_diag_report(diag, m->path, rs->line, rs->col,
+			       "routes.%s: %s (column %u of the route)", rs->name, err, col);
+	else if (rc < 0)
+		te_diag_report(diag, m->path, rs->line, rs->col, "routes.%s: %s",
+			       rs->name, te_strerror(rc));
+	return rc;
+}
+
+unsigned te_routes_check(const struct te_manifest *m, struct te_diag *diag)
+{
+	unsigned bad = 0;
+	struct te_route r;
+
+	for (unsigned i = 0; i < m->nroutes; i++) {
+		if (compile_one(m, &m->routes[i], &r, diag) < 0)
+			bad++;
+		else
+			te_route_free(&r);
+	}
+	return bad;
+}
+
+static void routes_free(struct te_rroute *v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		te_route_free(&v[i].r);
+		free((char *)v[i].name);
+	}
+	free(v);
+}
+
+int te_router_set_routes(struct te_router *rt, const struct te_manifest *m,
+			 struct te_diag *diag)
+{
+	struct te_rroute *v = calloc(m->nroutes ? m->nroutes : 1, sizeof(*v));
+	unsigned bad = 0, i;
+
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < m->nroutes; i++) {
+		v[i].name = strdup(m->routes[i].name);
+		v[i].priority = m->routes[i].priority;
+		if (!v[i].name || compile_one(m, &m->routes[i], &v[i].r, diag) < 0)
+			bad++;
+	}
+	if (bad) {
+		routes_free(v, m->nroutes);
+		return -TE_EINVALID;
+	}
+	routes_free(rt->routes, rt->nroutes);
+	rt->routes = v;
+	rt->nroutes = m->nroutes;
+	return 0;
+}
+
+/* --- spill queue --- */
+
+static void spill_copy_in(struct te_spill *q, uint32_t off, const void *src, uint32_t n)
+{
+	uint32_t at = off % TE_SPILL_BYTES, first = n < TE_SPILL_BYTES - at ? n : TE_SPILL_BYTES - at;
+
+	memcpy(q->buf + at, src, first);
+	memcpy(q->buf, (const uint8_t *)src + first, n - first);
+}
+
+static void spill_copy_out(const struct te_spill *q, uint32_t off, void *dst, uint32_t n)
+{
+	uint32_t at = off % TE_SPILL_BYTES, first = n < TE_SPILL_BYTES - at ? n : TE_SPILL_BYTES - at;
+
+	memcpy(dst, q->buf + at, first);
+	memcpy((uint8_t *)dst + first, q->buf, n - first);
+}
+
+static int spill_push(struct te_spill *q, const void *rec, uint32_t len)
+{
+	if (!q->buf && !(q->buf = malloc(TE_SPILL_BYTES)))
+		return -ENOMEM;
+	if (TE_SPILL_BYTES - q->used < len + 4)
+		return -ENOSPC;
+	spill_copy_in(q, q->head + q->used, &len, 4);
+	spill_copy_in(q, q->head + q->used + 4, rec, len);
+	q->used += len + 4;
+	return 0;
+}
+
+/* Move spilled records into the in-ring while it has room. */
+static void spill_flush(struct te_port *p)
+{
+	struct te_spill *q = &p->spill;
+	struct te_ring *r = te_ringset_tx(&p->rs);
+	uint32_t len;
+	void *slot;
+
+	while (q->used && p->running) {
+		spill_copy_out(q, q->head, &len, 4);
+		slot = te_ring_reserve(r, len);
+		if (!slot)
+			return;
+		spill_copy_out(q, q->head + 4, slot, len);
+		te_ring_commit(r);
+		q->head = (q->head + len + 4) % TE_SPILL_BYTES;
+		q->used -= len + 4;
+		p->msgs_in++;
+		p->wake = true;
+	}
+}
+
+/* --- delivery --- */
+
+static struct te_port *port_find(struct te_router *rt, const char *name)
+{
+	for (unsigned i = 0; i < rt->nports; i++)
+		if (strcmp(rt->ports[i]->name, name) == 0)
+			return rt->ports[i];
+	return NULL;
+}
+
+/* Write the message, renamed to the target's input, into its in-ring. */
+static bool deliver(struct te_router *rt, struct te_msg *m, struct te_rroute *rr)
+{
+	struct te_port *p = port_find(rt, rr->r.sink_module);
+	struct te_msg out = *m;
+	size_t len;
+	void *slot;
+
+	if (!p)
+		return false;
+	out.sys[TE_SYS_OUTPUT_NAME] = (struct te_str){ NULL, 0 };
+	out.sys[TE_SYS_INPUT_NAME] = (struct te_str){ rr->r.sink_input,
+						      (uint32_t)strlen(rr->r.sink_input) };
+	if (te_msg_encode(&out, rt->tx, RECORD_CAP, &len) < 0)
+		return false;
+	/* In order: nothing may overtake what is already spilled. */
+	slot = p->running && !p->spill.used ?
+	       te_ring_reserve(te_ringset_tx(&p->rs), (uint32_t)len) : NULL;
+	if (!slot) {
+		if (spill_push(&p->spill, rt->tx, (uint32_t)len) < 0) {
+			p->dropped++;
+			return false;
+		}
+		p->spilled++;
+		if (!rt->retry.active)
+			te_timer_set(rt->loop, &rt->retry, 1);
+		return true;
+	}
+	memcpy(slot, rt->tx, len);
+	te_ring_commit(te_ringset_tx(&p->rs));
+	p->msgs_in++;
+	p->wake = true;
+	return true;
+}
+
+/* Routes are few: at most once per endpoint, the best priority wins. */
+static bool seen_before(struct te_router *rt, unsigned i, const bool *hit)
+{
+	const struct te_route *a = &rt->routes[i].r;
+
+	for (unsigned j = 0; j < rt->nroutes; j++) {
+		const struct te_route *b = &rt->routes[j].r;
+
+		if (j == i || !hit[j] || a->sink != b->sink)
+			continue;
+		if (a->sink == TE_RSINK_MODULE && (strcmp(a->sink_module, b->sink_module) ||
+						   strcmp(a->sink_input, b->sink_input)))
+			continue;
+		if (rt->routes[j].priority < rt->routes[i].priority ||
+		    (rt->routes[j].priority == rt->routes[i].priority && j < i))
+			return true;
+	}
+	return false;
+}
+
+static void route_message(struct te_router *rt, struct te_msg *m)
+{
+	bool hit[rt->nroutes ? rt->nroutes : 1];
+
+	for (unsigned i = 0; i < rt->nroutes; i++) {
+		hit[i] = te_route_source_matches(&rt->routes[i].r, m) &&
+			 te_route_eval(&rt->routes[i].r, m) == TE_TRUE;
+		rt->routes[i].matched += hit[i];
+	}
+	for (unsigned i = 0; i < rt->nroutes; i++) {
+		struct te_rroute *rr = &rt->routes[i];
+
+		if (!hit[i] || seen_before(rt, i, hit))
+			continue;
+		if (rr->r.sink == TE_RSINK_UPSTREAM) {
+			rt->upstream_msgs++;
+			rr->delivered++;
+		} else if (deliver(rt, m, rr)) {
+			rr->delivered++;
+		} else {
+			rr->dropped++;
+		}
+	}
+}
+
+/* One record from a module: it is the message's origin. */
+static int route_record(struct te_router *rt, struct te_port *p, uint32_t len)
+{
+	struct te_prop props[TE_WIRE_PROPS_MAX];
+	struct te_msg m;
+
+	if (te_msg_decode(rt->rx, len, &m, props, TE_WIRE_PROPS_MAX) < 0)
+		return -TE_EMALFORMED;
+	m.origin = TE_ORIGIN_MODULE;
+	m.sys[TE_SYS_CONNECTION_MODULE_ID] = (struct te_str){ p->name, (uint32_t)strlen(p->name) };
+	m.sys[TE_SYS_INPUT_NAME] = (struct te_str){ NULL, 0 };
+	p->msgs_out++;
+	route_message(rt, &m);
+	return 0;
+}
+
+static void port_close(struct te_port *p);
+
+static void port_corrupt(struct te_port *p)
+{
+	struct te_router *rt = p->rt;
+
+	te_error("hub", "module %s corrupted its ring: closing it", p->name);
+	port_close(p);
+	if (rt->on_corrupt)
+		rt->on_corrupt(rt, p);
+}
+
+/* Route what the module wrote, a batch at a time. */
+static void port_drain(struct te_port *p)
+{
+	struct te_router *rt = p->rt;
+	struct te_ring *r = te_ringset_rx(&p->rs);
+	unsigned n = 0;
+	uint32_t len;
+	int k;
+
+	while (p->open) {
+		k = te_ring_read_copy(r, rt->rx, RECORD_CAP, &len);
+		if (k == 1 && route_record(rt, p, len) == 0) {
+			if (++n < TE_ROUTER_BATCH)
+				continue;
+			te_timer_set(rt->loop, &p->again, 0); /* let others run */
+			return;
+		}
+		if (k == 0 && te_ring_prepare_wait(r))
+			return; /* empty, and the module will wake us */
+		if (k != 0) {
+			port_corrupt(p);
+			return;
+		}
+	}
+}
+
+static void on_up(struct te_loop *l, struct te_io *io, uint32_t ev)
+{
+	struct te_port *p = (struct te_port *)((char *)io - offsetof(struct te_port, up));
+	uint64_t v;
+
+	if (read(io->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		te_warn("hub", "module %s: eventfd: %s", p->name, strerror(errno));
+	port_drain(p);
+}
+
+/* Spilled messages are waiting: look again soon (modules consuming do not
+ * signal us). The flush itself runs in on_flush, every turn. */
+static void on_retry(struct te_loop *l, struct te_timer *t)
+{
+	struct te_router *rt = (struct te_router *)((char *)t - offsetof(struct te_router, retry));
+
+	for (unsigned i = 0; i < rt->nports; i++) {
+		if (rt->ports[i]->spill.used) {
+			te_timer_set(l, t, 1);
+			return;
+		}
+	}
+}
+
+static void on_again(struct te_loop *l, struct te_timer *t)
+{
+	port_drain((struct te_port *)((char *)t - offsetof(struct te_port, again)));
+}
+
+/* Once per loop turn: wake the modules that asked for it. */
+static void on_flush(struct te_loop *l, struct te_hook *h)
+{
+	struct te_router *rt = (struct te_router *)((char *)h - offsetof(struct te_router, flush));
+	static const uint64_t one = 1;
+
+	for (unsigned i = 0; i < rt->nports; i++) {
+		struct te_port *p = rt->ports[i];
+
+		if (p->spill.used)
+			spill_flush(p);
+		if (!p->wake || !p->open)
+			continue;
+		p->wake = false;
+		if (te_ring_needs_wakeup(te_ringset_tx(&p->rs)) &&
+		    write(p->down_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+			te_warn("hub", "module %s: eventfd: %s", p->name, strerror(errno));
+		if (te_ring_broken(te_ringset_tx(&p->rs)))
+			port_corrupt(p);
+	}
+}
+
+/* --- ports --- */
+
+static void port_close(struct te_port *p)
+{
+	if (!p->open)
+		return;
+	te_io_del(p->rt->loop, &p->up);
+	te_timer_cancel(p->rt->loop, &p->again);
+	close(p->up.fd);
+	close(p->down_fd);
+	close(p->memfd);
+	te_ring_close(&p->rs);
+	p->open = false;
+	p->running = false;
+}
+
+int te_port_open(struct te_port *p, int fds[3])
+{
+	int r;
+
+	port_close(p);
+	r = te_ring_create(p->ring_bytes, &p->rs, &p->memfd);
+	if (r < 0)
+		return r;
+	p->up.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	p->down_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	p->up.cb = on_up;
+	p->again.cb = on_again;
+	p->open = true;
+	if (p->up.fd < 0 || p->down_fd < 0 || (r = te_io_add(p->rt->loop, &p->up, EPOLLIN)) < 0) {
+		r = r < 0 ? r : -errno;
+		port_close(p);
+		return r;
+	}
+	/* Empty and asking to be woken: the module's first send signals us. */
+	te_ring_prepare_wait(te_ringset_rx(&p->rs));
+	fds[0] = p->memfd;
+	fds[1] = p->up.fd;
+	fds[2] = p->down_fd;
+	return 0;
+}
+
+void te_port_running(struct te_port *p)
+{
+	p->running = p->open;
+	spill_flush(p); /* what waited for this instance */
+}
+
+void te_port_stopped(struct te_port *p)
+{
+	if (p->open)
+		port_drain(p); /* what it sent before it died still counts */
+	port_close(p);
+}
+
+struct te_port *te_router_port(struct te_router *rt, const char *name,
+			       uint32_t ring_bytes)
+{
+	struct te_port *p = port_find(rt, name), **v;
+
+	if (p) {
+		p->ring_bytes = ring_bytes;
+		return p;
+	}
+	if (rt->nports == rt->cap) {
+		v = realloc(rt->ports, (rt->cap * 2 + 4) * sizeof(*v));
+		if (!v)
+			return NULL;
+		rt->ports = v;
+		rt->cap = rt->cap * 2 + 4;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->rt = rt;
+	p->ring_bytes = ring_bytes;
+	p->up.fd = p->down_fd = p->memfd = -1;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	rt->ports[rt->nports++] = p;
+	return p;
+}
+
+void te_port_free(struct te_port *p)
+{
+	struct te_router *rt = p->rt;
+
+	port_close(p);
+	free(p->spill.buf);
+	for (unsigned i = 0; i < rt->nports; i++) {
+		if (rt->ports[i] == p) {
+			rt->ports[i] = rt->ports[--rt->nports];
+			break;
+		}
+	}
+	free(p);
+}
+
+int te_router_init(struct te_router *rt, struct te_loop *loop)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->loop = loop;
+	rt->rx = malloc(RECORD_CAP);
+	rt->tx = malloc(RECORD_CAP);
+	if (!rt->rx || !rt->tx) {
+		te_router_free(rt);
+		return -ENOMEM;
+	}
+	rt->flush.cb = on_flush;
+	rt->retry.cb = on_retry;
+	te_hook_add(loop, &rt->flush);
+	return 0;
+}
+
+void te_router_free(struct te_router *rt)
+{
+	while (rt->nports)
+		te_port_free(rt->ports[rt->nports - 1]);
+	free(rt->ports);
+	routes_free(rt->routes, rt->nroutes);
+	if (rt->loop && rt->flush.active)
+		te_hook_del(rt->loop, &rt->flush);
+	if (rt->loop)
+		te_timer_cancel(rt->loop, &rt->retry);
+	free(rt->rx);
+	free(rt->tx);
+	memset(rt, 0, sizeof(*rt));
+}

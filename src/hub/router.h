@@ -1,0 +1,108 @@
+/* The router: moves messages between modules' rings by the deployment's
+ * routes (edgeHub's job, in memory).
+ *
+ * Each module has a port: one memfd with its two rings (wire.h) and two
+ * eventfds, handed to the module at spawn as fds 3 (memfd), 4 (module ->
+ * daemon wakeup) and 5 (daemon -> module wakeup). When a module's out-ring
+ * has records, the router copies each out once (the ring is hostile
+ * memory: every index and length is validated; a module that corrupts its
+ * ring is reported through on_corrupt and loses its port), decodes it,
+ * evaluates the routes whose source matches, and writes it once into each
+ * matching target's in-ring — at most once per endpoint, with the best
+ * priority among the routes that matched. Wakeups to modules are batched
+ * once per loop turn.
+ *
+ * Overflow: a message for a module whose in-ring is full, or that is
+ * restarting, waits in that module's bounded in-memory spill queue and is
+ * delivered in order when there is room (the spill policy, until the store
+ * backs it with LMDB). A message for a module that is not deployed, or past
+ * the spill bound, is dropped and counted. Not yet: the drop-oldest,
+ * drop-newest and block policies, and $upstream beyond counting. */
+#ifndef TE_ROUTER_H
+#define TE_ROUTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent/manifest.h"
+#include "core/diag.h"
+#include "core/loop.h"
+#include "ring.h"
+#include "route.h"
+
+#define TE_ROUTER_BATCH 1024          /* records drained per port per turn */
+#define TE_SPILL_BYTES (4u << 20)     /* in-memory spill per target module */
+
+/* Messages for a module whose in-ring is full (or that is restarting),
+ * in order: [u32 length][record] entries in a byte ring. Until the store
+ * lands this is the spill policy's queue; past its bound messages are
+ * dropped and counted. Allocated on first use. */
+struct te_spill {
+	uint8_t *buf;
+	uint32_t head, used;
+};
+
+struct te_router;
+
+struct te_port {
+	struct te_router *rt;
+	char name[TE_MODULE_NAME_MAX + 1];
+	uint32_t ring_bytes;
+	struct te_ringset rs;
+	int memfd;
+	struct te_io up;        /* eventfd: module -> daemon */
+	int down_fd;            /* eventfd: daemon -> module */
+	struct te_timer again;  /* more records than one batch */
+	bool open;              /* rings exist */
+	bool running;           /* the module exec'd: deliver to it */
+	bool wake;              /* a delivery since the last wakeup check */
+	struct te_spill spill;
+	uint64_t msgs_out, msgs_in, dropped, spilled;
+};
+
+struct te_rroute {
+	struct te_route r;
+	const char *name;
+	unsigned priority;
+	uint64_t matched, delivered, dropped;
+};
+
+struct te_router {
+	struct te_loop *loop;
+	struct te_hook flush;      /* batched wakeups, once per turn */
+	struct te_timer retry;     /* spilled messages wait for room */
+	struct te_rroute *routes;
+	unsigned nroutes;
+	struct te_port **ports;    /* sized at init to the deployment */
+	unsigned nports, cap;
+	uint8_t *rx;               /* one record copied out of a ring */
+	uint8_t *tx;               /* one record being encoded */
+	uint64_t upstream_msgs;    /* counted until the store lands */
+	/* A module corrupted its ring (its port is closed already). */
+	void (*on_corrupt)(struct te_router *rt, struct te_port *p);
+	void *ctx;
+};
+
+int te_router_init(struct te_router *rt, struct te_loop *loop);
+void te_router_free(struct te_router *rt);
+
+/* Compile the manifest's routes (all of them, or none: on error every
+ * problem is reported at the route's position and the old set stays). */
+int te_router_set_routes(struct te_router *rt, const struct te_manifest *m,
+			 struct te_diag *diag);
+
+/* Validate routes without a router (for `check` and reloads). */
+unsigned te_routes_check(const struct te_manifest *m, struct te_diag *diag);
+
+/* The port of a module (created on first use). NULL on ENOMEM. */
+struct te_port *te_router_port(struct te_router *rt, const char *name,
+			       uint32_t ring_bytes);
+/* Fresh rings for a new instance of the module; fds[3] = memfd, up, down
+ * (the child inherits them; the router keeps its own ends). 0 or -errno. */
+int te_port_open(struct te_port *p, int fds[3]);
+/* The module exec'd / exited (its remaining output is routed first). */
+void te_port_running(struct te_port *p);
+void te_port_stopped(struct te_port *p);
+void te_port_free(struct te_port *p);
+
+#endif
