@@ -52,6 +52,11 @@ MAIN := src/main.c
 OBJS := $(SRCS:%.c=$(BUILD)/obj/%.o) $(MAIN:%.c=$(BUILD)/obj/%.o)
 DEPS := $(OBJS:.o=.d)
 
+# The module SDK for modules written in C: include/tinyedge/module.h +
+# libtinyedge-module.a (static, same CC as the daemon).
+SDK_SRCS := src/sdk/module.c src/hub/ring.c src/hub/wire.c src/hub/msg.c src/core/err.c
+SDK_LIB := $(BUILD)/libtinyedge-module.a
+
 # Host build for unit tests: every source but main, with the sanitizers.
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Werror $(SAN)
@@ -72,7 +77,7 @@ GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 .DELETE_ON_ERROR:
 
 all: prereqs-build
-	@$(MAKE) --no-print-directory $(BUILD)/tinyedge
+	@$(MAKE) --no-print-directory $(BUILD)/tinyedge $(SDK_LIB)
 
 # Installs what is missing when root (apt-get), else prints the command.
 prereqs-build:
@@ -108,6 +113,9 @@ $(BUILD)/obj/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 
 $(BUILD)/tinyedge.debug: $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB)
 	$(CC) $(CFLAGS_TE) $(LDFLAGS_TE) -o $@ $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB)
+
+$(SDK_LIB): $(SDK_SRCS:%.c=$(BUILD)/obj/%.o)
+	@rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/tinyedge: $(BUILD)/tinyedge.debug
 	$(STRIP) -s -R .comment -o $@ $<
@@ -168,8 +176,11 @@ bench: all $(BUILD)/bench/ring_bench
 	@BUILD=$(BUILD) scripts/bench.sh
 
 install: all
-	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tinyedge $(DESTDIR)/etc/init.d
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tinyedge $(DESTDIR)/etc/init.d \
+		$(DESTDIR)$(PREFIX)/include/tinyedge $(DESTDIR)$(PREFIX)/lib
 	install -m 0755 $(BUILD)/tinyedge $(DESTDIR)$(PREFIX)/bin/tinyedge
+	install -m 0644 include/tinyedge/module.h include/tinyedge/wire.h $(DESTDIR)$(PREFIX)/include/tinyedge/
+	install -m 0644 $(SDK_LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 rootfs/etc/tinyedge/deployment.json $(DESTDIR)/etc/tinyedge/deployment.json
 	install -m 0600 rootfs/etc/tinyedge/config.json $(DESTDIR)/etc/tinyedge/config.json
 	install -d -m 0700 $(DESTDIR)/var/lib/tinyedge

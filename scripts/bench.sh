@@ -72,3 +72,47 @@ stop_daemon
 
 # The shared-memory ring alone: one producer, one consumer process, 64 B records.
 "$(dirname "$bin")/bench/ring_bench"
+
+# Module -> router -> module: counter sends COUNT messages of SIZE bytes to
+# sink through one route; the figure is messages / time until the sink has
+# them all (polled every 20 ms, so it errs low).
+m2m() {
+	name=$1 count=$2 size=$3 where=$4 rate=${5:-0}
+	cat > "$tmp/m2m.json" <<JSON
+{"modulesContent": {
+ "\$edgeAgent": {"properties.desired": {"modules": {
+  "sink": {"type": "native", "startupOrder": 1, "settings": {"image": "$bin", "createOptions": {"args": ["module", "sink"], "ringBytes": 4194304}}},
+  "counter": {"type": "native", "startupOrder": 2, "restartPolicy": "never", "settings": {"image": "$bin", "createOptions": {"args": ["module", "counter", "--count", "$count", "--size", "$size", "--rate", "$rate"], "ringBytes": 4194304}}}}}},
+ "\$edgeHub": {"properties.desired": {"routes": {
+  "r": "FROM /messages/modules/counter/outputs/output1 $where INTO BrokeredEndpoint(\"/modules/sink/inputs/in\")"}}}}}
+JSON
+	start_daemon "$tmp/m2m.log" -c "$tmp/config.json" -m "$tmp/m2m.json"
+	t0=$(date +%s%N)
+	last=-1 t1=$t0
+	while :; do
+		got=$("$bin" list --json --state-dir "$tmp/state" | sed -n 's/.*"name":"sink"[^}]*"messagesIn":\([0-9]*\).*/\1/p')
+		got=${got:-0}
+		now=$(date +%s%N)
+		[ "$got" -ge "$count" ] && { t1=$now; break; }
+		if [ "$got" != "$last" ]; then
+			last=$got t1=$now
+		elif [ $(( now - t1 )) -gt 1000000000 ]; then
+			break # no progress for 1 s: the rest was dropped (counted below)
+		fi
+		sleep 0.02
+	done
+	echo "$name $(( got * 1000000000 / (t1 - t0) )) msgs/s"
+	[ "$got" -lt "$count" ] && echo "${name%_msgs_per_s}_dropped $(( count - got )) msgs"
+	"$bin" stop sink --state-dir "$tmp/state" >/dev/null
+	sleep 0.3
+	"$bin" logs sink --state-dir "$tmp/state" | sed -n 's/.*final.*latency_avg_us \([0-9.]*\) latency_max_us \([0-9.]*\).*/\1 \2/p' > "$tmp/lat.txt"
+	stop_daemon
+}
+
+m2m m2m_throughput_64b_msgs_per_s 2000000 64 ""
+m2m m2m_throughput_1k_msgs_per_s 500000 1024 ""
+m2m m2m_throughput_64b_where_msgs_per_s 1000000 64 "WHERE as_number(seq) >= 0"
+m2m m2m_low_rate_run 2000 64 "" 1000
+read avg max < "$tmp/lat.txt"
+echo "m2m_latency_avg_us_at_1000_per_s $avg us"
+echo "m2m_latency_max_us_at_1000_per_s $max us"

@@ -101,3 +101,69 @@ def test_messages_wait_for_a_stopped_module(tmp_path, daemons):
     doc = list_doc(rt)
     assert {r["name"]: r for r in doc["routes"]}["c2s"]["dropped"] == 0
     assert {m["name"]: m for m in doc["modules"]}["sink"]["messagesDropped"] == 0
+
+
+SDK_MODULE = r"""
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <tinyedge/module.h>
+
+/* Upper-cases nothing, just tags each message and passes it on. */
+static void on_input(te_module *m, const struct te_message *msg, void *arg)
+{
+    struct te_property tag = { "via", "sdk-module" };
+    struct te_message out = *msg;
+
+    out.props = &tag;
+    out.nprops = 1;
+    while (te_module_send(m, "tagged", &out) == -EAGAIN)
+        ;
+}
+
+int main(void)
+{
+    te_module *m;
+    int r = te_module_open(&m);
+
+    if (r < 0) {
+        fprintf(stderr, "open: %s\n", strerror(-r));
+        return 1;
+    }
+    printf("hello from %s\n", te_module_name(m));
+    fflush(stdout);
+    te_module_on_input(m, on_input, NULL);
+    for (;;)
+        if (te_module_dispatch(m, 1000) < 0)
+            return 2;
+}
+"""
+
+
+def test_a_c_module_built_with_the_sdk(tmp_path, daemons):
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(BIN))
+    src = tmp_path / "tagger.c"
+    src.write_text(SDK_MODULE)
+    # Not under /tmp: a module has its own /tmp and would not see it there.
+    exe_dir = os.path.join(os.path.dirname(BIN), "e2e", tmp_path.name)
+    os.makedirs(exe_dir, exist_ok=True)
+    exe = os.path.join(exe_dir, "tagger")
+    subprocess.run(["musl-gcc", "-static", "-Os", "-I", os.path.join(root, "include"),
+                    str(src), os.path.join(os.path.dirname(BIN), "libtinyedge-module.a"), "-o", str(exe)],
+                   check=True)
+    tagger = {"type": "native", "startupOrder": 2,
+              "settings": {"image": exe, "createOptions": {"stopTimeoutSecs": 1}}}
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", order=1),
+        "tagger": tagger,
+        "counter": builtin("counter", "--count", "1000", order=3),
+    }, {
+        "in": 'FROM /messages/modules/counter/outputs/* INTO BrokeredEndpoint("/modules/tagger/inputs/in")',
+        "out": "FROM /messages/modules/tagger/outputs/tagged WHERE via = 'sdk-module' "
+               'INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+    })
+    rt.wait_log("tagger", "hello from tagger")
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 1000, what="1000 through the C module")
+    assert rt.modules()["tagger"]["messagesOut"] == 1000
