@@ -167,3 +167,38 @@ def test_a_c_module_built_with_the_sdk(tmp_path, daemons):
     rt.wait_log("tagger", "hello from tagger")
     rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 1000, what="1000 through the C module")
     assert rt.modules()["tagger"]["messagesOut"] == 1000
+
+
+SCRIBBLER = r"""
+import mmap, os, random, struct, time
+m = mmap.mmap(3, 0)
+rnd = random.Random(os.getpid())
+for _ in range(200000):
+    off = rnd.randrange(1024, len(m) - 8)   # control blocks and data, not the header
+    m[off:off + 8] = rnd.randbytes(8)
+    if rnd.random() < 0.01:
+        os.write(4, struct.pack("Q", 1))    # wake the daemon to read the garbage
+time.sleep(100)
+"""
+
+
+def test_a_module_scribbling_over_its_ring_hurts_only_itself(tmp_path, daemons):
+    scribbler = {"type": "native", "restartPolicy": "always",
+                 "settings": {"image": "/usr/bin/python3",
+                              "createOptions": {"args": ["-c", SCRIBBLER], "stopTimeoutSecs": 1}}}
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", order=1),
+        "scribbler": scribbler,
+        "counter": builtin("counter", "--count", "5000", "--rate", "2000", order=2),
+    }, {
+        "honest": 'FROM /messages/modules/counter/outputs/* INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+        "noise": 'FROM /messages/modules/scribbler/outputs/* INTO BrokeredEndpoint("/modules/sink/inputs/noise")',
+    })
+    m = rt.wait(lambda m: m["scribbler"]["restartCount"] >= 2, what="scribbler killed and restarted")["scribbler"]
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 5000, timeout=30, what="honest traffic delivered")
+    assert rt.daemon.proc.poll() is None
+    assert "corrupted its message ring" in rt.daemon.text()
+    assert rt.cli("stop", "sink").returncode == 0
+    out = rt.wait_log("sink", "final")
+    final = re.search(r"final received (\d+) gaps (\d+) reordered (\d+)", out)
+    assert int(final.group(1)) >= 5000 and final.group(2) == "0" and final.group(3) == "0", out
