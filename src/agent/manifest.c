@@ -703,10 +703,6 @@ static unsigned check_image(const struct te_manifest *m,
 	if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111) || access(path, X_OK) < 0)
 		return host_problem(m, ms, diag, "module %s: image %s is not an executable file",
 				    ms->name, path);
-	if (!ms->rootfs && (ms->namespaces & TE_NS_MOUNT) &&
-	    (!strncmp(ms->image, "/tmp/", 5) || !strncmp(ms->image, "/dev/", 5)))
-		return host_problem(m, ms, diag, "module %s: image %s is under %.4s, which a module sees as its own private, empty directory",
-				    ms->name, ms->image, ms->image);
 	return 0;
 }
 

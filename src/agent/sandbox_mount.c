@@ -156,18 +156,19 @@ size_t sb_mount_pool_bytes(const struct te_module_spec *sp)
 				   : sp->devices[i].path);
 	for (i = 0; i < sp->nmounts; i++)
 		n += root + strlen(sp->mounts[i].target);
+	n += root + strlen(sp->image); /* the image, see plan_binds */
 	return n;
 }
 
 unsigned sb_mount_max_srcs(const struct te_module_spec *sp)
 {
-	return (unsigned)SB_NNODES + sp->ndevices + sp->nmounts;
+	return (unsigned)SB_NNODES + sp->ndevices + sp->nmounts + 1;
 }
 
 /* An open and a bind per source, a remount per mount, and the rest. */
 unsigned sb_mount_max_steps(const struct te_module_spec *sp)
 {
-	return 8 + 2 * sb_mount_max_srcs(sp) + sp->nmounts;
+	return 8 + 2 * sb_mount_max_srcs(sp) + sp->nmounts + 1;
 }
 
 /* Bind src (opened in the child before any mount) onto prefix + target.
@@ -251,6 +252,10 @@ static int plan_binds(struct sb_plan *p, const char *root)
 			      path_under(m->target, "/tmp") ||
 			      path_under(m->target, "/dev"), m->read_only);
 	}
+	/* The module's own image stays visible where the module gets a fresh
+	 * tmpfs of its own (an image in a build tree under /tmp, say). */
+	if (!r && !rootfs && (path_under(sp->image, "/tmp") || path_under(sp->image, "/dev")))
+		r = plan_bind(p, sp->image, root, sp->image, true, true);
 	return r;
 }
 

@@ -130,14 +130,3 @@ def test_unknown_user_is_a_host_problem(tmp_path):
     assert r.returncode == 2
     assert f"{m}:6:11: module m: user no-such-user: not found in /etc/passwd" in r.stderr
 
-
-def test_image_under_tmp_is_a_host_problem(tmp_path):
-    c = write_json(tmp_path, "config.json", {})
-    r = check(tmp_path, "-c", str(c), "--module", "x=/tmp")
-    assert r.returncode == 2
-    exe = tmp_path / "prog"
-    exe.write_text("#!/bin/sh\n")
-    exe.chmod(0o755)
-    r = check(tmp_path, "-c", str(c), "--module", f"x={exe}")
-    assert r.returncode == 2
-    assert "which a module sees as its own private, empty directory" in r.stderr

@@ -146,7 +146,7 @@ def test_a_c_module_built_with_the_sdk(tmp_path, daemons):
     root = os.path.dirname(os.path.dirname(BIN))
     src = tmp_path / "tagger.c"
     src.write_text(SDK_MODULE)
-    # Not under /tmp: a module has its own /tmp and would not see it there.
+    # Next to the daemon: pytest's own directories are private to root.
     exe_dir = os.path.join(os.path.dirname(BIN), "e2e", tmp_path.name)
     os.makedirs(exe_dir, exist_ok=True)
     exe = os.path.join(exe_dir, "tagger")

@@ -352,3 +352,21 @@ def test_control_socket_rejects_bad_requests(tmp_path, daemons):
     assert ask(b'{"cmd": "list", "extra": true}\n')["code"] == 2
     assert ask(b'{"cmd": "list"}\n')["modules"][0]["name"] == "m"
     assert rt.daemon.proc.poll() is None
+
+
+def test_an_image_under_tmp_still_runs(tmp_path, daemons):
+    import shutil
+    import tempfile
+    from conftest import BIN
+    d = tempfile.mkdtemp(dir="/tmp", prefix="te-image-")
+    try:
+        os.chmod(d, 0o755)
+        image = os.path.join(d, "tinyedge")
+        shutil.copy(BIN, image)
+        mod = {"type": "native", "settings": {"image": image,
+                                              "createOptions": {"args": ["module", "sim-sensor"]}}}
+        mod["env"] = {"INTERVAL_MS": {"value": "50"}}
+        rt = Runtime(tmp_path, daemons, {"sensor": mod})
+        rt.wait(lambda m: m["sensor"].get("messagesOut", 0) >= 3, what="the module runs and sends")
+    finally:
+        shutil.rmtree(d)
