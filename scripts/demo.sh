@@ -22,11 +22,14 @@ echo "== tinyedge run (in the background; its log lines are interleaved)"
 pid=$!
 sleep 3
 echo
-echo "== tinyedge list"
+echo "== tinyedge list (sim-sensor -> filter -> \$upstream through shared-memory rings)"
 "$bin" list --state-dir "$tmp/state"
 echo
-echo "== tinyedge logs sim-sensor --tail 3"
-"$bin" logs sim-sensor --tail 3 --state-dir "$tmp/state"
+echo "== tinyedge route test: a route condition against one message"
+echo "   FROM /messages/* WHERE \$body.machine.temperature > 25 INTO \$upstream"
+echo '{"machine": {"temperature": 27.5}}' > "$tmp/body.json"
+"$bin" route test 'FROM /messages/* WHERE $body.machine.temperature > 25 INTO $upstream' \
+	--sys contentType=application/json --sys contentEncoding=utf-8 --body "$tmp/body.json"
 echo
 echo "== SIGTERM: modules stop in reverse startup order"
 kill -TERM "$pid"

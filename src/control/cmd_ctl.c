@@ -142,6 +142,7 @@ static void field_text(const struct te_json_doc *d, unsigned obj, const char *ke
 static void print_module_row(const struct te_json_doc *d, unsigned m)
 {
 	char name[80], st[32], pid[16], rc[16], up[24], code[16], sig[16], mem[24];
+	char out[24], in[24];
 	int64_t v;
 	int t;
 
@@ -152,6 +153,8 @@ static void print_module_row(const struct te_json_doc *d, unsigned m)
 	field_text(d, m, "uptimeSecs", up, sizeof(up));
 	field_text(d, m, "exitCode", code, sizeof(code));
 	field_text(d, m, "signal", sig, sizeof(sig));
+	field_text(d, m, "messagesOut", out, sizeof(out));
+	field_text(d, m, "messagesIn", in, sizeof(in));
 	t = te_json_get(d, m, "memoryBytes");
 	if (t >= 0 && te_json_int(d, (unsigned)t, &v) == 0)
 		snprintf(mem, sizeof(mem), "%lld KiB", (long long)(v / 1024));
@@ -161,8 +164,8 @@ static void print_module_row(const struct te_json_doc *d, unsigned m)
 		snprintf(pid, sizeof(pid), "-");
 	if (strcmp(sig, "-"))
 		snprintf(code, sizeof(code), "sig %s", sig);
-	printf("%-20s %-10s %-8s %-8s %-8s %-10s %s\n", name, st, pid, rc,
-	       strcmp(pid, "-") ? up : "-", code, mem);
+	printf("%-20s %-10s %-8s %-8s %-8s %-10s %-10s %-10s %s\n", name, st, pid, rc,
+	       strcmp(pid, "-") ? up : "-", code, out, in, mem);
 }
 
 static int print_list(const char *buf, size_t len)
@@ -179,8 +182,8 @@ static int print_list(const char *buf, size_t len)
 		te_json_free(&doc);
 		return TE_EXIT_FAIL;
 	}
-	printf("%-20s %-10s %-8s %-8s %-8s %-10s %s\n", "NAME", "STATUS", "PID",
-	       "RESTARTS", "UPTIME", "LAST-EXIT", "MEMORY");
+	printf("%-20s %-10s %-8s %-8s %-8s %-10s %-10s %-10s %s\n", "NAME", "STATUS", "PID",
+	       "RESTARTS", "UPTIME", "LAST-EXIT", "MSGS-OUT", "MSGS-IN", "MEMORY");
 	TE_JSON_FOREACH_ELEM(&doc, (unsigned)mods, m)
 		print_module_row(&doc, m);
 	te_json_free(&doc);
