@@ -38,6 +38,8 @@ static const struct command commands[] = {
 	  "  --module NAME=PATH[:ARG...]  add a module (repeatable)\n"
 	  "  --route ROUTE          add a route (repeatable)\n"
 	  "  --upstream URL         none, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]\n"
+	  "                         (validated; the uplink itself is not built yet,\n"
+	  "                         $upstream messages are counted)\n"
 	  "\n"
 	  "Flags override the config file. Exit status: 0 after a clean stop,\n"
 	  "1 on a runtime failure, 2 on invalid input." },
@@ -84,9 +86,11 @@ static const struct command commands[] = {
 	  "  --body FILE   the body; $body.a.b reads it when contentType is\n"
 	  "                application/json and contentEncoding utf-8" },
 	{ "module", te_cmd_module, "module list|NAME",
-	  "Run a built-in sample module (sim-sensor, filter) in the foreground,\n"
-	  "as a deployment's module does with image /usr/bin/tinyedge and args\n"
-	  "[\"module\", NAME]. 'tinyedge module list' names them." },
+	  "Run a built-in module (sim-sensor, filter, echo, counter, sink) in the\n"
+	  "foreground, as a deployment's module does with image /usr/bin/tinyedge\n"
+	  "and args [\"module\", NAME, ...]. Under the daemon they use the message\n"
+	  "rings; run by hand, stdin and stdout. 'tinyedge module list' says what\n"
+	  "each does." },
 	{ "version", te_cmd_version, "version",
 	  "Print the version, git commit, build flags and dependency versions." },
 	{ "help", cmd_help, "help [COMMAND]", "Show help for a command." },
@@ -104,8 +108,9 @@ static const struct command *find_command(const char *name)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: tinyedge COMMAND [OPTIONS]\n\n"
-		   "An IoT edge runtime: supervised modules, message routes, an offline\n"
-		   "store and an MQTT/TLS uplink in one static binary.\n\ncommands:\n");
+		   "An IoT edge runtime in one static binary: supervised modules in Linux\n"
+		   "namespaces and message routes between them (the offline store and the\n"
+		   "MQTT/TLS uplink are being built).\n\ncommands:\n");
 	for (unsigned i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  tinyedge %s\n", commands[i].synopsis);
 	fprintf(f, "\nEvery command takes --help and --state-dir DIR.\n"
