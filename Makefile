@@ -144,7 +144,7 @@ $(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h
 $(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(filter-out src/agent/daemon.c src/control/cmd_%.c,$(SRCS)) $(FUZZ_SRCS) -o $@ -lm
+	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) -o $@ -lm
 
 fuzz: $(FUZZ_BIN)
 	@for m in $(FUZZ_MODES); do mkdir -p $(BUILD)/fuzz/corpus-$$m; \

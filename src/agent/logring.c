@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 
 #include "core/fs.h"
+#include "core/log.h"
 #include "logring.h"
 
 struct rec_hdr {
@@ -257,20 +258,6 @@ static void sb_escaped(struct sbuf *b, const char *s, size_t n)
 	}
 }
 
-/* "2026-11-24T12:00:00.123Z", or "20261124T120000123Z" when compact. */
-static void time_iso(uint64_t ms, bool compact, char *buf, size_t cap)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	if (!gmtime_r(&t, &tm))
-		memset(&tm, 0, sizeof(tm));
-	snprintf(buf, cap, compact ? "%04d%02d%02dT%02d%02d%02d%03uZ" :
-		 "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (unsigned)(ms % 1000));
-}
-
 size_t te_logline_format(const struct te_logline *l, char *buf, size_t cap)
 {
 	struct sbuf b = { buf, cap, 0 };
@@ -278,7 +265,7 @@ size_t te_logline_format(const struct te_logline *l, char *buf, size_t cap)
 
 	if (cap == 0)
 		return 0;
-	time_iso(l->time_ms, false, ts, sizeof(ts));
+	te_time_iso(l->time_ms, false, ts, sizeof(ts));
 	sb_puts(&b, ts);
 	sb_puts(&b, l->stream == 2 ? " stderr " : " stdout ");
 	if (l->level >= 0 && l->level <= 7) {
@@ -531,7 +518,7 @@ static int crash_write(const struct te_logring *r, int fd, const char *module,
 	struct te_logline l;
 	int n, err;
 
-	time_iso(now_ms, false, ts, sizeof(ts));
+	te_time_iso(now_ms, false, ts, sizeof(ts));
 	status_text(ws, status, sizeof(status));
 	n = snprintf(fmt, sizeof(fmt), "module: %s\ntime: %s\nstatus: %s\n",
 		     module, ts, status);
@@ -615,7 +602,7 @@ int te_logring_crash_record(const struct te_logring *r, const char *dir,
 	err = te_mkdir_p(dir, 0700, 0700);
 	if (err)
 		return err;
-	time_iso(now_ms, true, stamp, sizeof(stamp));
+	te_time_iso(now_ms, true, stamp, sizeof(stamp));
 	n = snprintf(final, sizeof(final), "%s/%s-%s.crash", dir, module, stamp);
 	if (n < 0 || (size_t)n >= sizeof(final) ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, module) >= sizeof(tmp))

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/loop.h"
 #include "core/log.h"
 #include "supervisor.h"
 
@@ -39,14 +40,6 @@ static uint64_t wall_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static void set_state(struct te_mod *md, enum te_mod_state s)
@@ -202,7 +195,7 @@ static void on_sync(struct te_loop *l, struct te_io *io, uint32_t ev)
 		te_error("agent", "module %s: %s", md->name, md->reason);
 		mod_event(md, EV_EXEC_FAIL);
 	} else {
-		md->exec_ns = mono_ns() - md->spawn_mono_ns;
+		md->exec_ns = te_now_ns() - md->spawn_mono_ns;
 		mod_event(md, EV_EXEC_OK);
 	}
 }
@@ -252,7 +245,7 @@ static int mod_spawn(struct te_mod *md)
 	char err[256];
 	int r;
 
-	md->spawn_mono_ns = mono_ns();
+	md->spawn_mono_ns = te_now_ns();
 	r = mod_spawn_prepare(md);
 	ctx.env = (const char *const *)md->env; /* built by prepare */
 	if (r == 0 && md->port) {
@@ -314,7 +307,7 @@ static void act_exec_ok(struct te_mod *md)
 		md->name, (int)md->pid, (double)md->exec_ns / 1e6);
 	if (md->exit_mono_ns)
 		te_debug("agent", "module %s: running again %.3f ms after its exit",
-			 md->name, (double)(mono_ns() - md->exit_mono_ns) / 1e6);
+			 md->name, (double)(te_now_ns() - md->exit_mono_ns) / 1e6);
 	set_state(md, TE_MOD_RUNNING);
 	if (md->port)
 		te_port_running(md->port);
@@ -438,7 +431,7 @@ static uint64_t backoff_delay(struct te_mod *md)
 	if (md->backoff_step < 64)
 		md->backoff_step++;
 	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
-		rnd = (uint32_t)mono_ns();
+		rnd = (uint32_t)te_now_ns();
 	return d * 8 / 10 + (d * 4 / 10) * (rnd % 1001) / 1000;
 }
 
@@ -536,7 +529,7 @@ static void on_exit_cb(struct te_loop *l, struct te_child *c, int status)
 
 	md->exit_status = status;
 	md->has_exited = true;
-	md->exit_mono_ns = mono_ns();
+	md->exit_mono_ns = te_now_ns();
 	md->exit_wall_ms = wall_ms();
 	mod_event(md, EV_EXIT);
 	sv_kick(sv); /* a group waiting on this module may start now */

@@ -73,15 +73,10 @@ static char *recv_all(int fd, size_t *len)
 	return buf;
 }
 
-static void quiet(struct te_diag *d, const char *f, unsigned l, unsigned c,
-		  const char *m)
-{
-}
-
 /* An {"error":..., "code":N} answer: print it, return N; else -1. */
 static int answer_error(const struct te_cli *cli, const char *buf, size_t len)
 {
-	struct te_diag diag = { .emit = quiet };
+	struct te_diag diag = { 0 };
 	struct te_json_doc doc;
 	char msg[512];
 	int64_t code = 1;
@@ -170,7 +165,7 @@ static void print_module_row(const struct te_json_doc *d, unsigned m)
 
 static int print_list(const char *buf, size_t len)
 {
-	struct te_diag diag = { .emit = quiet };
+	struct te_diag diag = { 0 };
 	struct te_json_limits lim = { 16u << 20, 1u << 20, 8 };
 	struct te_json_doc doc;
 	int mods;

@@ -29,17 +29,6 @@ static void client_close(struct te_ctl_client *c)
 
 /* --- responses --- */
 
-static void iso_time(uint64_t ms, char *buf, size_t cap)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		 (unsigned)(ms % 1000));
-}
-
 static void list_module(struct te_jw *w, struct te_supervisor *sv,
 			const struct te_mod *md)
 {
@@ -57,12 +46,12 @@ static void list_module(struct te_jw *w, struct te_supervisor *sv,
 	if (md->has_exited && WIFSIGNALED(md->exit_status))
 		te_jw_kint(w, "signal", WTERMSIG(md->exit_status));
 	if (md->start_wall_ms) {
-		iso_time(md->start_wall_ms, t, sizeof(t));
+		te_time_iso(md->start_wall_ms, false, t, sizeof(t));
 		te_jw_kstr(w, "lastStartTimeUtc", t);
 		te_jw_kint(w, "uptimeSecs", md->pid ? (int64_t)(te_now_ms() - md->start_mono_ms) / 1000 : 0);
 	}
 	if (md->has_exited) {
-		iso_time(md->exit_wall_ms, t, sizeof(t));
+		te_time_iso(md->exit_wall_ms, false, t, sizeof(t));
 		te_jw_kstr(w, "lastExitTimeUtc", t);
 	}
 	if (md->pid && sv->have_cgroups && te_cgroup_memory(&sv->cgroups, &md->cg, &mem) == 0)
@@ -219,11 +208,6 @@ static const struct te_json_policy req_policy[] = {
 };
 enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_N };
 
-static void quiet(struct te_diag *d, const char *f, unsigned l, unsigned col,
-		  const char *m)
-{
-}
-
 static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 		     const int *tb)
 {
@@ -267,7 +251,7 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 
 static void handle_request(struct te_ctl_client *c)
 {
-	struct te_diag diag = { .emit = quiet };
+	struct te_diag diag = { 0 };
 	struct te_json_limits lim = { TE_CTL_REQ_MAX, 64, 4 };
 	struct te_json_doc doc;
 	int tb[RQ_N];

@@ -35,8 +35,10 @@ void te_diag_vreport(struct te_diag *d, const char *file, unsigned line,
 {
 	char msg[480];
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	d->errors++;
+	if (!d->emit)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	d->emit(d, file, line, col, msg);
 }
 

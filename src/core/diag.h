@@ -9,7 +9,8 @@
 #include <stdarg.h>
 
 struct te_diag {
-	/* Called once per problem; file may be NULL, line/col 0 when unknown. */
+	/* Called once per problem; file may be NULL, line/col 0 when unknown.
+	 * NULL: only count (a zeroed struct te_diag is a quiet sink). */
 	void (*emit)(struct te_diag *d, const char *file, unsigned line,
 		     unsigned col, const char *msg);
 	void *ctx;

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -84,6 +85,19 @@ static void log_write(const char *buf, size_t len)
 		buf += w;
 		len -= (size_t)w;
 	}
+}
+
+void te_time_iso(uint64_t ms, bool compact, char *buf, size_t cap)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm))
+		memset(&tm, 0, sizeof(tm));
+	snprintf(buf, cap, compact ? "%04d%02d%02dT%02d%02d%02d%03uZ" :
+		 "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned)(ms % 1000));
 }
 
 void te_log(enum te_log_level level, const char *subsys, const char *fmt, ...)

@@ -6,6 +6,8 @@
 #define TE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum te_log_level { TE_LOG_ERROR, TE_LOG_WARN, TE_LOG_INFO, TE_LOG_DEBUG };
 
@@ -18,6 +20,10 @@ const char *te_log_level_name(enum te_log_level level);
 void te_log_set_syslog(bool on);
 /* Where lines go (default 2); tests point it at a pipe. */
 void te_log_set_fd(int fd);
+
+/* Wall-clock ms since the epoch as "2026-11-24T12:00:00.123Z", or
+ * "20261124T120000123Z" when compact (sortable file names). */
+void te_time_iso(uint64_t ms, bool compact, char *buf, size_t cap);
 
 void te_log(enum te_log_level level, const char *subsys, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

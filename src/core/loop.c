@@ -32,12 +32,17 @@
 #define container_of(p, type, member) \
 	((type *)((char *)(p) - offsetof(type, member)))
 
-uint64_t te_now_ms(void)
+uint64_t te_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t te_now_ms(void)
+{
+	return te_now_ns() / 1000000;
 }
 
 /* ---- fds ---------------------------------------------------------------- */

@@ -27,8 +27,9 @@
 
 struct te_loop;
 
-/* CLOCK_MONOTONIC in milliseconds. */
+/* CLOCK_MONOTONIC in milliseconds, and in nanoseconds. */
 uint64_t te_now_ms(void);
+uint64_t te_now_ns(void);
 
 struct te_io {
 	int fd;

@@ -28,6 +28,7 @@
 
 #include "control/commands.h"
 #include "core/err.h"
+#include "core/loop.h"
 #include "tinyedge/module.h"
 
 static volatile sig_atomic_t stop;
@@ -62,14 +63,6 @@ static long env_long(const char *name, long dflt, long min, long max)
 		return dflt;
 	}
 	return v;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* The SDK under the daemon; NULL when run by hand. Exits on a broken setup. */
@@ -234,7 +227,7 @@ static int counter(int argc, char **argv)
 	te_module *m = sdk_open("counter");
 	char seq[24], body[TE_MODULE_BODY_MAX];
 	struct te_property prop = { "seq", seq };
-	uint64_t start = mono_ns();
+	uint64_t start = te_now_ns();
 	long n;
 
 	if (size < 32 || size > (long)sizeof(body))
@@ -243,12 +236,12 @@ static int counter(int argc, char **argv)
 	for (n = 0; !stop && (count == 0 || n < count); n++) {
 		struct te_message msg = { .body = body, .body_len = (size_t)size,
 					  .props = &prop, .nprops = 1 };
-		int k = snprintf(body, 32, "{\"seq\":%ld,\"ns\":%" PRIu64 "}", n, mono_ns());
+		int k = snprintf(body, 32, "{\"seq\":%ld,\"ns\":%" PRIu64 "}", n, te_now_ns());
 
 		body[k] = ' ';
 		snprintf(seq, sizeof(seq), "%ld", n);
 		emit(m, "output1", &msg);
-		while (rate && !stop && (double)(mono_ns() - start) * (double)rate / 1e9 < (double)n)
+		while (rate && !stop && (double)(te_now_ns() - start) * (double)rate / 1e9 < (double)n)
 			usleep(100);
 	}
 	fprintf(stderr, "counter: sent %ld messages\n", n);
@@ -266,14 +259,14 @@ struct sink_state {
 
 static void sink_report(struct sink_state *s, const char *when)
 {
-	double secs = (double)(mono_ns() - s->since) / 1e9;
+	double secs = (double)(te_now_ns() - s->since) / 1e9;
 
 	printf("sink: %s received %ld gaps %ld reordered %ld rate %.0f msg/s latency_avg_us %.1f latency_max_us %.1f\n",
 	       when, s->received, s->gaps, s->reordered,
 	       secs > 0 ? (double)s->since_count / secs : 0.0,
 	       s->received ? (double)s->lat_sum_ns / (double)s->received / 1e3 : 0.0,
 	       (double)s->lat_max_ns / 1e3);
-	s->since = mono_ns();
+	s->since = te_now_ns();
 	s->since_count = 0;
 }
 
@@ -290,14 +283,14 @@ static void sink_input(te_module *m, const struct te_message *msg, void *arg)
 		else if (seq < s->next)
 			s->reordered++;
 		s->next = seq + 1;
-		lat = mono_ns() - ns;
+		lat = te_now_ns() - ns;
 		s->lat_sum_ns += lat;
 		if (lat > s->lat_max_ns)
 			s->lat_max_ns = lat;
 	}
 	s->received++;
 	s->since_count++;
-	if (mono_ns() - s->since > 1000000000u)
+	if (te_now_ns() - s->since > 1000000000u)
 		sink_report(s, "so far");
 }
 
@@ -307,7 +300,7 @@ static int sink(int argc, char **argv)
 	int r;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	s.since = mono_ns();
+	s.since = te_now_ns();
 	r = serve(sdk_open("sink"), sink_input, &s);
 	sink_report(&s, "final");
 	return r;

@@ -18,15 +18,10 @@
 #include "core/json.h"
 #include "fuzz.h"
 
-static void quiet(struct te_diag *d, const char *f, unsigned l, unsigned c,
-		  const char *m)
-{
-}
-
 /* A valid document's tokens must read back and re-serialize as valid JSON. */
 static void fuzz_json(const uint8_t *data, size_t n)
 {
-	struct te_diag diag = { .emit = quiet };
+	struct te_diag diag = { 0 };
 	struct te_json_doc doc, again;
 	static char buf[1 << 16], out[1 << 17];
 	struct te_jw w;
@@ -69,7 +64,7 @@ static int with_memfd(const uint8_t *data, size_t n, char *path, size_t cap)
 
 static void fuzz_config(const uint8_t *data, size_t n)
 {
-	struct te_diag diag = { .emit = quiet };
+	struct te_diag diag = { 0 };
 	static struct te_config cfg;
 	char path[64];
 	int fd = with_memfd(data, n, path, sizeof(path));
@@ -82,7 +77,7 @@ static void fuzz_config(const uint8_t *data, size_t n)
 
 static void fuzz_manifest(const uint8_t *data, size_t n)
 {
-	struct te_diag diag = { .emit = quiet };
+	struct te_diag diag = { 0 };
 	struct te_manifest m;
 	char path[64];
 	int fd = with_memfd(data, n, path, sizeof(path));
