@@ -56,6 +56,12 @@ static const struct command commands[] = {
 	  "\"pid\", \"restartCount\", \"exitCode\", \"lastStartTimeUtc\",\n"
 	  "\"lastExitTimeUtc\", \"memoryBytes\", ...}]} (Azure's reported names).\n"
 	  "runtimeStatus is running, stopped, failed, backoff or unhealthy." },
+	{ "stats", te_cmd_stats, "stats [--json] [--state-dir DIR]",
+	  "Show message counters: per module sent, received, queued (count and\n"
+	  "bytes), dropped and times its sending was blocked; per route its\n"
+	  "overflow policy, matched, delivered and drops by reason (no such\n"
+	  "module, full, oldest evicted); messages to $upstream. --json prints the\n"
+	  "same document as list --json." },
 	{ "logs", te_cmd_logs, "logs NAME [-f] [--tail N] [--since DURATION]",
 	  "Print a module's output from the daemon's RAM ring, one line each:\n"
 	  "time, stream, optional <N> syslog level, text.\n"

@@ -350,18 +350,27 @@ static const struct te_json_policy route_policy[] = {
 	{ "route", TE_JSON_STRING, TE_JSON_REQUIRED },
 	{ "priority", TE_JSON_NUMBER, 0 },
 	{ "timeToLiveSecs", TE_JSON_NUMBER, 0 },
+	{ "overflow", TE_JSON_STRING, 0 },
 };
+
+static const char *const overflow_names[] = { "spill", "drop-oldest", "drop-newest", "block" };
+
+const char *te_overflow_name(enum te_overflow o)
+{
+	return overflow_names[o];
+}
 
 static void mf_route(struct mf_ctx *x, struct te_route_spec *r, unsigned v,
 		     const char *what)
 {
 	char name[200];
 	int64_t n;
-	int tb[3];
+	unsigned o;
+	int tb[4];
 	int text = (int)v;
 
 	if (x->doc->tok[v].type == TE_JSON_OBJECT) {
-		if (te_json_read_object(x->doc, v, what, route_policy, 3, tb, x->diag))
+		if (te_json_read_object(x->doc, v, what, route_policy, 4, tb, x->diag))
 			x->bad++;
 		text = tb[0];
 		snprintf(name, sizeof(name), "%s.priority", what);
@@ -373,6 +382,12 @@ static void mf_route(struct mf_ctx *x, struct te_route_spec *r, unsigned v,
 		if (tb[2] >= 0 && te_jv_int(x->doc, (unsigned)tb[2], name, INT32_MIN, INT32_MAX, &n, x->diag) == 0)
 			r->ttl_secs = n;
 		else if (tb[2] >= 0)
+			x->bad++;
+		snprintf(name, sizeof(name), "%s.overflow", what);
+		if (tb[3] >= 0 && te_jv_enum(x->doc, (unsigned)tb[3], name, overflow_names, 4,
+					     &o, x->diag) == 0)
+			r->overflow = (enum te_overflow)o;
+		else if (tb[3] >= 0)
 			x->bad++;
 	} else if (x->doc->tok[v].type != TE_JSON_STRING) {
 		mf_error(x, v, "%s must be a string or an object", what);

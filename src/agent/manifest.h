@@ -30,6 +30,15 @@ enum te_restart_policy { TE_RESTART_NEVER, TE_RESTART_ON_FAILURE,
 enum te_module_status { TE_STATUS_RUNNING, TE_STATUS_STOPPED };
 enum te_module_io { TE_IO_RING, TE_IO_STDIO };
 
+/* What a route does with a message its target module cannot take now (its
+ * input ring is full, or it is not running). */
+enum te_overflow {
+	TE_OVERFLOW_SPILL,        /* queue it, in order (default) */
+	TE_OVERFLOW_DROP_OLDEST,  /* queue it; when the queue is full, drop the oldest */
+	TE_OVERFLOW_DROP_NEWEST,  /* drop it */
+	TE_OVERFLOW_BLOCK,        /* queue it and stop reading the sender until it drains */
+};
+
 /* Namespace bits (namespaces key). */
 enum {
 	TE_NS_PID = 1u << 0,
@@ -95,6 +104,7 @@ struct te_route_spec {
 	const char *route;        /* route language text (compiled by the hub) */
 	unsigned priority;        /* 0 (highest) .. 9 */
 	int64_t ttl_secs;         /* -1 = the store's default */
+	enum te_overflow overflow;
 	unsigned line, col;
 };
 
@@ -139,6 +149,7 @@ unsigned te_manifest_check_host(const struct te_manifest *m,
 void te_manifest_free(struct te_manifest *m);
 
 const char *te_restart_policy_name(enum te_restart_policy p);
+const char *te_overflow_name(enum te_overflow o);
 const char *te_module_status_name(enum te_module_status s);
 /* Capability name ("CAP_NET_ADMIN" or "NET_ADMIN", any case) -> number,
  * or -1. */

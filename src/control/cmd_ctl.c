@@ -211,6 +211,82 @@ int te_cmd_list(int argc, char **argv)
 	return rc;
 }
 
+/* --- stats --- */
+
+static void print_row(const struct te_json_doc *d, unsigned obj, const char *const *keys,
+		      unsigned n)
+{
+	char v[80];
+
+	for (unsigned i = 0; i < n; i++) {
+		field_text(d, obj, keys[i], v, sizeof(v));
+		printf(i ? " %-12s" : "%-20s", v);
+	}
+	printf("\n");
+}
+
+static int print_stats(const char *buf, size_t len)
+{
+	static const char *const mod_keys[] = { "name", "messagesOut", "messagesIn",
+		"messagesSpilled", "spillBytes", "messagesDropped", "blockedCount" };
+	static const char *const route_keys[] = { "name", "overflow", "matched", "delivered",
+		"droppedNoModule", "droppedFull", "droppedOldest" };
+	struct te_diag diag = { 0 };
+	struct te_json_limits lim = { 16u << 20, 1u << 20, 8 };
+	struct te_json_doc doc;
+	int mods, routes, up;
+	int64_t n = 0;
+
+	if (te_json_parse(&doc, "answer", buf, len, &lim, &diag) < 0 ||
+	    (mods = te_json_get(&doc, 0, "modules")) < 0 || doc.tok[mods].type != TE_JSON_ARRAY) {
+		fprintf(stderr, "tinyedge stats: malformed answer from the daemon\n");
+		te_json_free(&doc);
+		return TE_EXIT_FAIL;
+	}
+	printf("%-20s %-12s %-12s %-12s %-12s %-12s %s\n", "MODULE", "MSGS-OUT", "MSGS-IN",
+	       "QUEUED", "QUEUE-BYTES", "DROPPED", "BLOCKED");
+	TE_JSON_FOREACH_ELEM(&doc, (unsigned)mods, m)
+		print_row(&doc, m, mod_keys, 7);
+	routes = te_json_get(&doc, 0, "routes");
+	if (routes >= 0 && doc.tok[routes].type == TE_JSON_ARRAY) {
+		printf("\n%-20s %-12s %-12s %-12s %-12s %-12s %s\n", "ROUTE", "OVERFLOW",
+		       "MATCHED", "DELIVERED", "NO-MODULE", "FULL", "OLDEST");
+		TE_JSON_FOREACH_ELEM(&doc, (unsigned)routes, r)
+			print_row(&doc, r, route_keys, 7);
+	}
+	up = te_json_get(&doc, 0, "upstreamMessages");
+	if (up >= 0 && te_json_int(&doc, (unsigned)up, &n) == 0)
+		printf("\n$upstream: %lld messages\n", (long long)n);
+	te_json_free(&doc);
+	return TE_EXIT_OK;
+}
+
+int te_cmd_stats(int argc, char **argv)
+{
+	struct te_cli cli;
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (te_cli_parse(&cli, argc, argv, TE_OPT_JSON) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc)
+		return te_cli_usage_error(&cli, "unexpected argument '%s'", cli.argv[0]);
+	buf = ctl_call(&cli, "{\"cmd\":\"list\"}\n", &len);
+	if (!buf)
+		return TE_EXIT_FAIL;
+	if ((rc = answer_error(&cli, buf, len)) < 0) {
+		if (cli.json)
+			fwrite(buf, 1, len, stdout), rc = TE_EXIT_OK;
+		else
+			rc = print_stats(buf, len);
+	}
+	free(buf);
+	return rc;
+}
+
 /* --- start, stop, restart --- */
 
 /* Parse a verb that takes one module NAME. 0, or the exit code to return

@@ -7,6 +7,7 @@ int te_cmd_run(int argc, char **argv);
 int te_cmd_check(int argc, char **argv);
 int te_cmd_version(int argc, char **argv);
 int te_cmd_list(int argc, char **argv);
+int te_cmd_stats(int argc, char **argv);
 int te_cmd_logs(int argc, char **argv);
 int te_cmd_start(int argc, char **argv);
 int te_cmd_stop(int argc, char **argv);

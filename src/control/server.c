@@ -63,6 +63,9 @@ static void list_module(struct te_jw *w, struct te_supervisor *sv,
 		te_jw_kint(w, "messagesSpilled", (int64_t)md->port->spilled);
 		te_jw_kint(w, "spillBytes", (int64_t)md->port->spill.used);
 		te_jw_kint(w, "messagesDropped", (int64_t)md->port->dropped);
+		/* Times its sending was paused by a block route's backlog. */
+		te_jw_kint(w, "blockedCount", (int64_t)md->port->blocked);
+		te_jw_kbool(w, "blocked", md->port->blocked_on != NULL);
 	}
 	if (md->reason[0])
 		te_jw_kstr(w, "statusDescription", md->reason);
@@ -92,7 +95,12 @@ int te_ctl_list_json(struct te_supervisor *sv, char *buf, size_t cap,
 			te_jw_kstr(&w, "name", rr->name);
 			te_jw_kint(&w, "matched", (int64_t)rr->matched);
 			te_jw_kint(&w, "delivered", (int64_t)rr->delivered);
-			te_jw_kint(&w, "dropped", (int64_t)rr->dropped);
+			te_jw_kstr(&w, "overflow", te_overflow_name(rr->overflow));
+			te_jw_kint(&w, "dropped", (int64_t)(rr->dropped_absent + rr->dropped_full +
+							   rr->dropped_oldest));
+			te_jw_kint(&w, "droppedNoModule", (int64_t)rr->dropped_absent);
+			te_jw_kint(&w, "droppedFull", (int64_t)rr->dropped_full);
+			te_jw_kint(&w, "droppedOldest", (int64_t)rr->dropped_oldest);
 			te_jw_obj_close(&w);
 		}
 		te_jw_arr_close(&w);

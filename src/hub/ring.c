@@ -455,3 +455,33 @@ bool te_ring_prepare_wait(struct te_ring *r)
 	__atomic_store_n(r->wake_p, 0, __ATOMIC_RELAXED);
 	return false;
 }
+
+int te_ring_unread(struct te_ring *r, int (*fn)(void *arg, const void *rec, uint32_t len),
+		   void *arg)
+{
+	/* The dead consumer's index, loaded once and checked like any other;
+	 * from there to our own index the records are read as a consumer
+	 * would, on a private copy of the ring, with every check (the consumer
+	 * may have scribbled on the data area too). */
+	uint32_t cons = __atomic_load_n(r->cons_p, __ATOMIC_ACQUIRE);
+	struct te_ring t = *r;
+	uint32_t off, len, scratch;
+	int n = 0, got;
+
+	if (r->local - cons > r->size || cons % TE_WIRE_ALIGN)
+		return -TE_EMALFORMED;
+	t.cons_p = &scratch;  /* skipping a PAD stores it: not to the ring */
+	t.local = cons;
+	t.seen = r->local;
+	while (t.local != r->local) {
+		got = ring_next(&t, &off, &len);
+		if (got < 0)
+			return got;
+		if (got == 0)
+			break;
+		if (fn(arg, t.data + off, len) == 0)
+			n++;
+		t.local += TE_WIRE_REC_SIZE(len);
+	}
+	return n;
+}

@@ -134,4 +134,13 @@ void te_ring_release(struct te_ring *r);
  * records arrived (or the ring is corrupt): read on instead. */
 bool te_ring_prepare_wait(struct te_ring *r);
 
+/* For a producer whose consumer is gone (a module that exited): call fn
+ * once per record it had not consumed, oldest first, with a view of the
+ * payload valid during the call (checked like te_ring_read_copy; the ring
+ * is not changed). Returns how many calls returned 0, or -TE_EMALFORMED
+ * (the consumer index or a record is corrupt; records before it were
+ * passed to fn). */
+int te_ring_unread(struct te_ring *r, int (*fn)(void *arg, const void *rec, uint32_t len),
+		   void *arg);
+
 #endif

@@ -68,6 +68,7 @@ int te_router_set_routes(struct te_router *rt, const struct te_manifest *m,
 	for (i = 0; i < m->nroutes; i++) {
 		v[i].name = strdup(m->routes[i].name);
 		v[i].priority = m->routes[i].priority;
+		v[i].overflow = m->routes[i].overflow;
 		if (!v[i].name || compile_one(m, &m->routes[i], &v[i].r, diag) < 0)
 			bad++;
 	}
@@ -111,6 +112,16 @@ static int spill_push(struct te_spill *q, const void *rec, uint32_t len)
 	return 0;
 }
 
+/* Drop the oldest spilled record (drop-oldest policy). */
+static void spill_pop(struct te_spill *q)
+{
+	uint32_t len;
+
+	spill_copy_out(q, q->head, &len, 4);
+	q->head = (q->head + len + 4) % TE_SPILL_BYTES;
+	q->used -= len + 4;
+}
+
 /* Move spilled records into the in-ring while it has room. */
 static void spill_flush(struct te_port *p)
 {
@@ -143,39 +154,77 @@ static struct te_port *port_find(struct te_router *rt, const char *name)
 	return NULL;
 }
 
-/* Write the message, renamed to the target's input, into its in-ring. */
-static bool deliver(struct te_router *rt, struct te_msg *m, struct te_rroute *rr)
+enum { DELIVERED, QUEUED, NO_MODULE, DROPPED_FULL, BAD };
+
+/* Write the message, renamed to the target's input, into its in-ring, or
+ * apply the overflow policy. src (NULL for injected messages) is the port
+ * the message came from: the block policy stops reading it. */
+static int deliver(struct te_router *rt, struct te_port *src, struct te_port *p,
+		   const char *input, enum te_overflow policy, struct te_msg *m,
+		   uint64_t *evicted)
 {
-	struct te_port *p = port_find(rt, rr->r.sink_module);
 	struct te_msg out = *m;
 	size_t len;
 	void *slot;
 
 	if (!p)
-		return false;
+		return NO_MODULE;
 	out.sys[TE_SYS_OUTPUT_NAME] = (struct te_str){ NULL, 0 };
-	out.sys[TE_SYS_INPUT_NAME] = (struct te_str){ rr->r.sink_input,
-						      (uint32_t)strlen(rr->r.sink_input) };
+	out.sys[TE_SYS_INPUT_NAME] = (struct te_str){ input, (uint32_t)strlen(input) };
 	if (te_msg_encode(&out, rt->tx, RECORD_CAP, &len) < 0)
-		return false;
-	/* In order: nothing may overtake what is already spilled. */
+		return BAD;
+	/* In order: nothing may overtake what is already queued. */
 	slot = p->running && !p->spill.used ?
 	       te_ring_reserve(te_ringset_tx(&p->rs), (uint32_t)len) : NULL;
-	if (!slot) {
-		if (spill_push(&p->spill, rt->tx, (uint32_t)len) < 0) {
-			p->dropped++;
-			return false;
-		}
-		p->spilled++;
-		if (!rt->retry.active)
-			te_timer_set(rt->loop, &rt->retry, 1);
-		return true;
+	if (slot) {
+		memcpy(slot, rt->tx, len);
+		te_ring_commit(te_ringset_tx(&p->rs));
+		p->msgs_in++;
+		p->wake = true;
+		return DELIVERED;
 	}
-	memcpy(slot, rt->tx, len);
-	te_ring_commit(te_ringset_tx(&p->rs));
-	p->msgs_in++;
-	p->wake = true;
-	return true;
+	if (policy == TE_OVERFLOW_DROP_NEWEST) {
+		p->dropped++;
+		return DROPPED_FULL;
+	}
+	while (policy == TE_OVERFLOW_DROP_OLDEST && p->spill.used &&
+	       TE_SPILL_BYTES - p->spill.used < len + 4) {
+		spill_pop(&p->spill);
+		p->dropped++;
+		(*evicted)++;
+	}
+	if (spill_push(&p->spill, rt->tx, (uint32_t)len) < 0) {
+		p->dropped++;
+		return DROPPED_FULL;
+	}
+	p->spilled++;
+	if (policy == TE_OVERFLOW_BLOCK && src && src != p && !src->blocked_on) {
+		src->blocked_on = p;
+		src->blocked++;
+	}
+	if (!rt->retry.active)
+		te_timer_set(rt->loop, &rt->retry, 1);
+	return QUEUED;
+}
+
+int te_router_send(struct te_router *rt, const char *module, const char *input,
+		   const struct te_msg *m)
+{
+	struct te_msg copy = *m;
+	uint64_t evicted = 0;
+
+	switch (deliver(rt, NULL, port_find(rt, module), input, TE_OVERFLOW_SPILL,
+			&copy, &evicted)) {
+	case DELIVERED:
+	case QUEUED:
+		return 0;
+	case NO_MODULE:
+		return -ENOENT;
+	case DROPPED_FULL:
+		return -ENOSPC;
+	default:
+		return -EMSGSIZE;
+	}
 }
 
 /* Routes are few: at most once per endpoint, the best priority wins. */
@@ -198,7 +247,7 @@ static bool seen_before(struct te_router *rt, unsigned i, const bool *hit)
 	return false;
 }
 
-static void route_message(struct te_router *rt, struct te_msg *m)
+static void route_message(struct te_router *rt, struct te_port *src, struct te_msg *m)
 {
 	bool hit[rt->nroutes ? rt->nroutes : 1];
 
@@ -215,10 +264,23 @@ static void route_message(struct te_router *rt, struct te_msg *m)
 		if (rr->r.sink == TE_RSINK_UPSTREAM) {
 			rt->upstream_msgs++;
 			rr->delivered++;
-		} else if (deliver(rt, m, rr)) {
+			continue;
+		}
+		switch (deliver(rt, src, port_find(rt, rr->r.sink_module), rr->r.sink_input,
+				rr->overflow, m, &rr->dropped_oldest)) {
+		case DELIVERED:
+		case QUEUED:
 			rr->delivered++;
-		} else {
-			rr->dropped++;
+			break;
+		case NO_MODULE:
+			rr->dropped_absent++;
+			break;
+		case DROPPED_FULL:
+			rr->dropped_full++;
+			break;
+		default:
+			rr->dropped_full++;  /* over a limit after renaming: cannot happen */
+			break;
 		}
 	}
 }
@@ -235,7 +297,7 @@ static int route_record(struct te_router *rt, struct te_port *p, uint32_t len)
 	m.sys[TE_SYS_CONNECTION_MODULE_ID] = (struct te_str){ p->name, (uint32_t)strlen(p->name) };
 	m.sys[TE_SYS_INPUT_NAME] = (struct te_str){ NULL, 0 };
 	p->msgs_out++;
-	route_message(rt, &m);
+	route_message(rt, p, &m);
 	return 0;
 }
 
@@ -260,9 +322,11 @@ static void port_drain(struct te_port *p)
 	uint32_t len;
 	int k;
 
-	while (p->open) {
+	while (p->open && !p->blocked_on) {
 		k = te_ring_read_copy(r, rt->rx, RECORD_CAP, &len);
 		if (k == 1 && route_record(rt, p, len) == 0) {
+			if (p->blocked_on)
+				return; /* on_flush reads on when the target drained */
 			if (++n < TE_ROUTER_BATCH)
 				continue;
 			te_timer_set(rt->loop, &p->again, 0); /* let others run */
@@ -294,7 +358,7 @@ static void on_retry(struct te_loop *l, struct te_timer *t)
 	struct te_router *rt = (struct te_router *)((char *)t - offsetof(struct te_router, retry));
 
 	for (unsigned i = 0; i < rt->nports; i++) {
-		if (rt->ports[i]->spill.used) {
+		if (rt->ports[i]->spill.used && rt->ports[i]->running) {
 			te_timer_set(l, t, 1);
 			return;
 		}
@@ -317,6 +381,10 @@ static void on_flush(struct te_loop *l, struct te_hook *h)
 
 		if (p->spill.used)
 			spill_flush(p);
+		if (p->blocked_on && !p->blocked_on->spill.used) {
+			p->blocked_on = NULL;
+			te_timer_set(l, &p->again, 0);
+		}
 		if (!p->wake || !p->open)
 			continue;
 		p->wake = false;
@@ -376,10 +444,66 @@ void te_port_running(struct te_port *p)
 	spill_flush(p); /* what waited for this instance */
 }
 
+/* The instance is gone: what it had not read from its in-ring goes back
+ * in front of its queue, in order, for the next instance. Two passes over
+ * the dead ring: one sizes what fits, one writes it. */
+struct reclaim {
+	struct te_spill *q;
+	uint32_t room, need, at;
+	bool write;
+	uint64_t lost;
+};
+
+static int reclaim_one(void *arg, const void *rec, uint32_t len)
+{
+	struct reclaim *c = arg;
+	struct te_prop props[TE_WIRE_PROPS_MAX];
+	struct te_msg m;
+
+	/* The module could scribble on its in-ring: only a valid message goes
+	 * back to the next instance. */
+	if (te_msg_decode(rec, len, &m, props, TE_WIRE_PROPS_MAX) < 0)
+		return -1;
+	if (!c->write) {
+		if (c->need + len + 4 <= c->room)
+			c->need += len + 4;
+		else
+			c->lost++;
+		return 0;
+	}
+	if (c->at + len + 4 > c->need)
+		return -1;
+	spill_copy_in(c->q, c->q->head + c->at, &len, 4);
+	spill_copy_in(c->q, c->q->head + c->at + 4, rec, len);
+	c->at += len + 4;
+	return 0;
+}
+
+static void port_reclaim(struct te_port *p)
+{
+	struct te_ring *r = te_ringset_tx(&p->rs);
+	struct reclaim c = { .q = &p->spill, .room = TE_SPILL_BYTES - p->spill.used };
+	int n = te_ring_unread(r, reclaim_one, &c);
+
+	if (n > 0 && c.need && (p->spill.buf || (p->spill.buf = malloc(TE_SPILL_BYTES)))) {
+		p->spill.head = (p->spill.head + TE_SPILL_BYTES - c.need) % TE_SPILL_BYTES;
+		p->spill.used += c.need;
+		c.write = true;
+		te_ring_unread(r, reclaim_one, &c);
+		p->msgs_in -= (uint64_t)n - c.lost; /* they will be counted again */
+	}
+	if (n < 0)
+		te_warn("hub", "module %s: its input ring is corrupt; unread input lost", p->name);
+	p->dropped += c.lost;
+}
+
 void te_port_stopped(struct te_port *p)
 {
-	if (p->open)
-		port_drain(p); /* what it sent before it died still counts */
+	if (p->open) {
+		p->blocked_on = NULL; /* what it sent before it died still counts */
+		port_drain(p);
+		port_reclaim(p);
+	}
 	port_close(p);
 }
 
@@ -416,6 +540,12 @@ void te_port_free(struct te_port *p)
 
 	port_close(p);
 	free(p->spill.buf);
+	for (unsigned i = 0; i < rt->nports; i++) {
+		if (rt->ports[i]->blocked_on == p) {
+			rt->ports[i]->blocked_on = NULL;
+			te_timer_set(rt->loop, &rt->ports[i]->again, 0);
+		}
+	}
 	for (unsigned i = 0; i < rt->nports; i++) {
 		if (rt->ports[i] == p) {
 			rt->ports[i] = rt->ports[--rt->nports];

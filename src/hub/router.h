@@ -57,14 +57,19 @@ struct te_port {
 	bool running;           /* the module exec'd: deliver to it */
 	bool wake;              /* a delivery since the last wakeup check */
 	struct te_spill spill;
-	uint64_t msgs_out, msgs_in, dropped, spilled;
+	struct te_port *blocked_on;  /* a block route's target is backlogged */
+	uint64_t msgs_out, msgs_in, dropped, spilled, blocked;
 };
 
 struct te_rroute {
 	struct te_route r;
 	const char *name;
 	unsigned priority;
-	uint64_t matched, delivered, dropped;
+	enum te_overflow overflow;
+	uint64_t matched, delivered;
+	/* Drops by reason: no such module, full (drop-newest, or a queue at
+	 * its bound), evicted from the queue by drop-oldest. */
+	uint64_t dropped_absent, dropped_full, dropped_oldest;
 };
 
 struct te_router {
@@ -90,6 +95,12 @@ void te_router_free(struct te_router *rt);
  * problem is reported at the route's position and the old set stays). */
 int te_router_set_routes(struct te_router *rt, const struct te_manifest *m,
 			 struct te_diag *diag);
+
+/* Inject a message into a module's input (`tinyedge send`), queued as the
+ * spill policy would. 0, -ENOENT (no such module), -ENOSPC (its queue is
+ * full: dropped), -EMSGSIZE. */
+int te_router_send(struct te_router *rt, const char *module, const char *input,
+		   const struct te_msg *m);
 
 /* Validate routes without a router (for `check` and reloads). */
 unsigned te_routes_check(const struct te_manifest *m, struct te_diag *diag);

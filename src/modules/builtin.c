@@ -10,8 +10,9 @@
  *   echo        forwards every input message to "output1" unchanged
  *   counter     [--count N] [--rate PER_S] [--size BYTES]: messages with
  *               property seq and body {"seq":N,"ns":T,...} to "output1"
- *   sink        counts input messages, checks seq order and gaps, reports
- *               counts, rate and latency once a second and at exit
+ *   sink        [--delay-us N]: counts input messages, checks seq order and
+ *               gaps (from the first seq it got), reports counts, rate and
+ *               latency once a second and at exit; sleeps N us per message
  *
  * All exit 0 on SIGTERM. */
 #include <errno.h>
@@ -252,7 +253,8 @@ static int counter(int argc, char **argv)
 }
 
 struct sink_state {
-	long received, gaps, reordered, next;
+	long received, gaps, reordered, next, first;
+	long delay_us;
 	uint64_t lat_sum_ns, lat_max_ns, since;
 	long since_count;
 };
@@ -261,8 +263,8 @@ static void sink_report(struct sink_state *s, const char *when)
 {
 	double secs = (double)(te_now_ns() - s->since) / 1e9;
 
-	printf("sink: %s received %ld gaps %ld reordered %ld rate %.0f msg/s latency_avg_us %.1f latency_max_us %.1f\n",
-	       when, s->received, s->gaps, s->reordered,
+	printf("sink: %s received %ld gaps %ld reordered %ld first %ld rate %.0f msg/s latency_avg_us %.1f latency_max_us %.1f\n",
+	       when, s->received, s->gaps, s->reordered, s->first,
 	       secs > 0 ? (double)s->since_count / secs : 0.0,
 	       s->received ? (double)s->lat_sum_ns / (double)s->received / 1e3 : 0.0,
 	       (double)s->lat_max_ns / 1e3);
@@ -278,6 +280,8 @@ static void sink_input(te_module *m, const struct te_message *msg, void *arg)
 	uint64_t ns = 0, lat;
 
 	if (msg->body_len >= 10 && sscanf(b, "{\"seq\":%ld,\"ns\":%" SCNu64, &seq, &ns) == 2) {
+		if (s->first < 0)  /* gaps count from the first one this instance got */
+			s->first = s->next = seq;
 		if (seq > s->next)
 			s->gaps += seq - s->next;
 		else if (seq < s->next)
@@ -290,6 +294,8 @@ static void sink_input(te_module *m, const struct te_message *msg, void *arg)
 	}
 	s->received++;
 	s->since_count++;
+	if (s->delay_us)
+		usleep((useconds_t)s->delay_us);
 	if (te_now_ns() - s->since > 1000000000u)
 		sink_report(s, "so far");
 }
@@ -301,6 +307,8 @@ static int sink(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	s.since = te_now_ns();
+	s.first = -1;
+	s.delay_us = arg_long(argc, argv, "--delay-us", 0);
 	r = serve(sdk_open("sink"), sink_input, &s);
 	sink_report(&s, "final");
 	return r;
@@ -315,7 +323,7 @@ static const struct {
 	{ "filter", filter, "forwards messages whose machine temperature is above THRESHOLD" },
 	{ "echo", echo, "forwards every input message to output1" },
 	{ "counter", counter, "numbered messages (seq) to output1: [--count N] [--rate PER_S] [--size BYTES]" },
-	{ "sink", sink, "counts input messages, checks seq order and gaps, reports rate and latency" },
+	{ "sink", sink, "counts input messages, checks seq order and gaps, reports rate and latency: [--delay-us N] per message" },
 };
 
 int te_cmd_module(int argc, char **argv)

@@ -6,10 +6,10 @@ import time
 from conftest import BIN, FAST_CONFIG, Runtime, manifest, write_json
 
 
-def builtin(name, *args, order=None, env=None, restart="always"):
-    mod = {"type": "native", "restartPolicy": restart,
-           "settings": {"image": BIN, "createOptions": {"args": ["module", name, *args],
-                                                          "stopTimeoutSecs": 2}}}
+def builtin(name, *args, order=None, env=None, restart="always", status="running", **create):
+    opts = {"args": ["module", name, *args], "stopTimeoutSecs": 2, **create}
+    mod = {"type": "native", "restartPolicy": restart, "status": status,
+           "settings": {"image": BIN, "createOptions": opts}}
     if order is not None:
         mod["startupOrder"] = order
     if env:
@@ -101,6 +101,99 @@ def test_messages_wait_for_a_stopped_module(tmp_path, daemons):
     doc = list_doc(rt)
     assert {r["name"]: r for r in doc["routes"]}["c2s"]["dropped"] == 0
     assert {m["name"]: m for m in doc["modules"]}["sink"]["messagesDropped"] == 0
+
+
+def sink_final(rt, name="sink"):
+    """(received, gaps, reordered, first) from the sink's last final report."""
+    out = rt.wait_log(name, "final")
+    finals = re.findall(r"final received (\d+) gaps (\d+) reordered (\d+) first (-?\d+)", out)
+    assert finals, out
+    return tuple(int(x) for x in finals[-1])
+
+
+C2S = 'FROM /messages/modules/counter/outputs/output1 INTO BrokeredEndpoint("/modules/sink/inputs/in")'
+
+
+def routes_by_name(rt):
+    return {r["name"]: r for r in list_doc(rt)["routes"]}
+
+
+def test_a_module_restarted_mid_stream_loses_nothing(tmp_path, daemons):
+    # The sink is restarted while the counter streams: what the first
+    # instance had not read from its in-ring goes to the next one, in order.
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", "--delay-us", "20", order=1, ringBytes=65536),
+        "counter": builtin("counter", "--count", "20000", "--rate", "8000", order=2),
+    }, {"c2s": C2S})
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 3000, what="streaming")
+    assert rt.cli("restart", "sink").returncode == 0
+    r1 = sink_final(rt)
+    rt.wait(lambda m: m["counter"].get("messagesOut", 0) >= 20000, what="counter done")
+    rt.wait(lambda m: m["sink"]["runtimeStatus"] == "running" and m["sink"]["spillBytes"] == 0,
+            what="queue drained")
+    time.sleep(0.5)
+    assert rt.cli("stop", "sink").returncode == 0
+    rt.wait(lambda m: len(re.findall("final received", rt.logs("sink"))) >= 2,
+            what="second instance's final report")
+    r2 = sink_final(rt)
+    assert r1[1:3] == (0, 0) and r1[3] == 0, r1
+    # The second instance starts exactly where the first stopped.
+    assert r2 == (20000 - r1[0], 0, 0, r1[0]), (r1, r2)
+    assert routes_by_name(rt)["c2s"]["dropped"] == 0
+
+
+def test_overflow_drop_newest_drops_what_does_not_fit(tmp_path, daemons):
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", "--delay-us", "300", order=1, ringBytes=8192),
+        "counter": builtin("counter", "--count", "3000", order=2),
+    }, {"c2s": {"route": C2S, "overflow": "drop-newest"}})
+    rt.wait(lambda m: m["counter"].get("messagesOut", 0) >= 3000, what="counter done")
+    route = routes_by_name(rt)["c2s"]
+    assert route["overflow"] == "drop-newest"
+    stats = rt.cli("stats")
+    assert stats.returncode == 0, stats.stderr
+    row = next(line.split() for line in stats.stdout.splitlines() if line.startswith("c2s "))
+    assert row[1] == "drop-newest" and int(row[2]) == 3000 and int(row[5]) == route["droppedFull"]
+    assert route["droppedFull"] > 0 and route["droppedOldest"] == 0
+    assert route["delivered"] + route["droppedFull"] == 3000
+    rt.wait(lambda m: m["sink"]["spillBytes"] == 0 and m["sink"]["messagesSpilled"] == 0,
+            what="nothing queued")
+    rt.wait(lambda m: m["sink"]["messagesIn"] == route["delivered"], what="delivered all kept")
+    assert rt.cli("stop", "sink").returncode == 0
+    received, gaps, reordered, first = sink_final(rt)
+    assert received == route["delivered"] and reordered == 0 and gaps > 0 and first == 0
+
+
+def test_overflow_drop_oldest_keeps_the_newest(tmp_path, daemons):
+    # The sink is stopped: 3000 x 4 KiB messages overflow its 4 MiB queue.
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", order=1, status="stopped", ringBytes=65536),
+        "counter": builtin("counter", "--count", "3000", "--size", "4096", order=2),
+    }, {"c2s": {"route": C2S, "overflow": "drop-oldest"}})
+    rt.wait(lambda m: m["counter"].get("messagesOut", 0) >= 3000, what="counter done")
+    route = routes_by_name(rt)["c2s"]
+    assert route["droppedOldest"] > 0 and route["droppedFull"] == 0
+    kept = 3000 - route["droppedOldest"]
+    assert rt.cli("start", "sink").returncode == 0
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= kept and m["sink"]["spillBytes"] == 0,
+            what="queue delivered")
+    assert rt.cli("stop", "sink").returncode == 0
+    assert sink_final(rt) == (kept, 0, 0, 3000 - kept)
+
+
+def test_overflow_block_pauses_the_sender_and_drops_nothing(tmp_path, daemons):
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", "--delay-us", "50", order=1, ringBytes=8192),
+        "counter": builtin("counter", "--count", "20000", order=2, ringBytes=8192),
+    }, {"c2s": {"route": C2S, "overflow": "block"}})
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 20000, timeout=60, what="all delivered")
+    mods = {m["name"]: m for m in list_doc(rt)["modules"]}
+    assert mods["counter"]["blockedCount"] > 0
+    # Blocking keeps the queue at about one message: never a backlog.
+    assert mods["sink"]["messagesSpilled"] <= mods["counter"]["blockedCount"]
+    assert routes_by_name(rt)["c2s"]["dropped"] == 0
+    assert rt.cli("stop", "sink").returncode == 0
+    assert sink_final(rt) == (20000, 0, 0, 0)
 
 
 SDK_MODULE = r"""

@@ -961,6 +961,80 @@ static void test_msg_ring(void)
 	pair_close();
 }
 
+/* te_ring_unread: what a dead consumer left, in order, ring unchanged. */
+struct unread_log {
+	uint32_t n, lens[64];
+	bool bytes_ok;
+	uint32_t first;
+};
+
+static int unread_cb(void *arg, const void *rec, uint32_t len)
+{
+	struct unread_log *u = arg;
+	uint32_t i = u->first + u->n;
+	const uint8_t *p = rec;
+
+	for (uint32_t j = 0; j < len; j++)
+		if (p[j] != rec_byte(i, j))
+			u->bytes_ok = false;
+	u->lens[u->n++ % 64] = len;
+	return 0;
+}
+
+static void test_unread(void)
+{
+	struct unread_log u = { .bytes_ok = true, .first = 2 };
+	const void *view;
+	uint32_t len, cons;
+	bool lens_ok = true;
+
+	/* Start near the end of the area so the records wrap (a PAD). */
+	pair_open(RSZ, 3 * RSZ - 256);
+	for (uint32_t i = 0; i < 6; i++) {
+		uint8_t *p = te_ring_reserve(&D.in, 100 + i);
+
+		rec_fill(p, i, 100 + i);
+		te_ring_commit(&D.in);
+	}
+	for (int i = 0; i < 2; i++) {
+		TAP_EQ_INT(te_ring_peek(&M.in, &view, &len), 1, "module reads record %d", i);
+		te_ring_release(&M.in);
+	}
+	cons = ctrl_of(&D, false)->consumer;
+	TAP_EQ_INT(te_ring_unread(&D.in, unread_cb, &u), 4, "4 records left unread");
+	for (uint32_t i = 0; i < 4; i++)
+		lens_ok &= u.lens[i] == 102 + i;
+	TAP_OK(lens_ok && u.bytes_ok, "in order, bytes intact, across the wrap");
+	TAP_EQ_INT(ctrl_of(&D, false)->consumer, cons, "the ring is not changed");
+	u.n = 0;
+	TAP_EQ_INT(te_ring_unread(&D.in, unread_cb, &u), 4, "a second pass sees the same");
+
+	/* The dead module scribbled: a consumer index out of range, then a
+	 * record length running past the producer index. */
+	ctrl_of(&D, false)->consumer = cons - 8;
+	TAP_EQ_INT(te_ring_unread(&D.in, unread_cb, &u), -TE_EMALFORMED,
+		   "consumer index behind what it had read: EMALFORMED");
+	ctrl_of(&D, false)->consumer = cons + 4;
+	TAP_EQ_INT(te_ring_unread(&D.in, unread_cb, &u), -TE_EMALFORMED,
+		   "consumer index not aligned: EMALFORMED");
+	ctrl_of(&D, false)->consumer = cons;
+	while (te_ring_peek(&M.in, &view, &len) == 1)
+		te_ring_release(&M.in);
+	u.n = 0;
+	TAP_EQ_INT(te_ring_unread(&D.in, unread_cb, &u), 0, "all read: nothing unread");
+	{
+		uint8_t *p = te_ring_reserve(&D.in, 40);
+		struct te_wire_rec h = { .len = 4000, .flags = 0 };
+
+		rec_fill(p, 0, 40);
+		te_ring_commit(&D.in);
+		memcpy((uint8_t *)p - 8, &h, sizeof(h));
+	}
+	TAP_EQ_INT(te_ring_unread(&D.in, unread_cb, &u), -TE_EMALFORMED,
+		   "a scribbled record length: EMALFORMED");
+	pair_close();
+}
+
 int main(void)
 {
 	test_create();
@@ -979,5 +1053,6 @@ int main(void)
 	test_msg_malformed();
 	test_msg_mutations();
 	test_msg_ring();
+	test_unread();
 	return tap_done();
 }
