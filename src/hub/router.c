@@ -266,7 +266,9 @@ static void route_message(struct te_router *rt, struct te_port *src, struct te_m
 			rr->delivered++;
 			continue;
 		}
-		switch (deliver(rt, src, port_find(rt, rr->r.sink_module), rr->r.sink_input,
+		if (!rr->port)
+			rr->port = port_find(rt, rr->r.sink_module);
+		switch (deliver(rt, src, rr->port, rr->r.sink_input,
 				rr->overflow, m, &rr->dropped_oldest)) {
 		case DELIVERED:
 		case QUEUED:
@@ -540,6 +542,9 @@ void te_port_free(struct te_port *p)
 
 	port_close(p);
 	free(p->spill.buf);
+	for (unsigned i = 0; i < rt->nroutes; i++)
+		if (rt->routes[i].port == p)
+			rt->routes[i].port = NULL;
 	for (unsigned i = 0; i < rt->nports; i++) {
 		if (rt->ports[i]->blocked_on == p) {
 			rt->ports[i]->blocked_on = NULL;

@@ -66,6 +66,7 @@ struct te_rroute {
 	const char *name;
 	unsigned priority;
 	enum te_overflow overflow;
+	struct te_port *port;  /* the sink module's port, looked up once */
 	uint64_t matched, delivered;
 	/* Drops by reason: no such module, full (drop-newest, or a queue at
 	 * its bound), evicted from the queue by drop-oldest. */

@@ -252,22 +252,39 @@ static int counter(int argc, char **argv)
 	return 0;
 }
 
+#define LAT_BUCKETS 10000  /* 1 us each; the last one holds everything slower */
+
 struct sink_state {
 	long received, gaps, reordered, next, first;
 	long delay_us;
 	uint64_t lat_sum_ns, lat_max_ns, since;
 	long since_count;
+	uint32_t lat_us[LAT_BUCKETS];
+	long lat_n;
 };
+
+/* Latency percentile p (0..100) in us, from the 1 us histogram. */
+static double sink_pct(const struct sink_state *s, double p)
+{
+	long want = (long)((double)s->lat_n * p / 100.0 + 0.999), seen = 0;
+
+	for (int i = 0; i < LAT_BUCKETS && s->lat_n; i++) {
+		seen += s->lat_us[i];
+		if (seen >= want && seen > 0)
+			return (double)i + 0.5;
+	}
+	return 0.0;
+}
 
 static void sink_report(struct sink_state *s, const char *when)
 {
 	double secs = (double)(te_now_ns() - s->since) / 1e9;
 
-	printf("sink: %s received %ld gaps %ld reordered %ld first %ld rate %.0f msg/s latency_avg_us %.1f latency_max_us %.1f\n",
+	printf("sink: %s received %ld gaps %ld reordered %ld first %ld rate %.0f msg/s latency_avg_us %.1f latency_max_us %.1f latency_p50_us %.1f latency_p99_us %.1f\n",
 	       when, s->received, s->gaps, s->reordered, s->first,
 	       secs > 0 ? (double)s->since_count / secs : 0.0,
 	       s->received ? (double)s->lat_sum_ns / (double)s->received / 1e3 : 0.0,
-	       (double)s->lat_max_ns / 1e3);
+	       (double)s->lat_max_ns / 1e3, sink_pct(s, 50), sink_pct(s, 99));
 	s->since = te_now_ns();
 	s->since_count = 0;
 }
@@ -291,6 +308,8 @@ static void sink_input(te_module *m, const struct te_message *msg, void *arg)
 		s->lat_sum_ns += lat;
 		if (lat > s->lat_max_ns)
 			s->lat_max_ns = lat;
+		s->lat_us[lat / 1000 < LAT_BUCKETS ? lat / 1000 : LAT_BUCKETS - 1]++;
+		s->lat_n++;
 	}
 	s->received++;
 	s->since_count++;
