@@ -79,7 +79,7 @@ static const struct command commands[] = {
 	{ "restart", te_cmd_restart, "restart NAME",
 	  "Stop a module (as stop) and start it again; the backoff is reset." },
 	{ "route", te_cmd_route,
-	  "route test ROUTE [--prop K=V]... [--sys K=V]... [--body FILE]",
+	  "route test ROUTE [--prop K=V]... [--sys K=V]... [--body FILE|-] [--text STRING]",
 	  "Compile a route (the edgeHub route language) and evaluate its condition\n"
 	  "against one message: prints true, false or undefined (exit 0), or the\n"
 	  "compile error with its column (exit 2). A route fires only on true.\n"
@@ -89,8 +89,20 @@ static const struct command commands[] = {
 	  "  --sys K=V     a system property: messageId, correlationId, contentType,\n"
 	  "                contentEncoding, creationTimeUtc, connectionDeviceId,\n"
 	  "                connectionModuleId, outputName, inputName, userId\n"
-	  "  --body FILE   the body; $body.a.b reads it when contentType is\n"
-	  "                application/json and contentEncoding utf-8" },
+	  "  --body FILE   the body ('-': stdin); $body.a.b reads it when contentType\n"
+	  "                is application/json and contentEncoding utf-8\n"
+	  "  --text STRING the body from the command line" },
+	{ "send", te_cmd_send,
+	  "send NAME INPUT [--prop K=V]... [--sys K=V]... [--body FILE|-] [--text STRING]",
+	  "Hand one message to the running daemon, for module NAME's input INPUT\n"
+	  "(as a message from a device: routes are not involved). It is queued\n"
+	  "when the module is busy or restarting, as a spill route would.\n"
+	  "\n"
+	  "  --prop K=V        an application property (up to 64)\n"
+	  "  --sys K=V         a system property (messageId, correlationId,\n"
+	  "                    contentType, contentEncoding, creationTimeUtc, ...)\n"
+	  "  --body FILE       the body from a file ('-': stdin), up to 256 KiB\n"
+	  "  --text STRING     the body from the command line" },
 	{ "module", te_cmd_module, "module list|NAME",
 	  "Run a built-in module (sim-sensor, filter, echo, counter, sink) in the\n"
 	  "foreground, as a deployment's module does with image /usr/bin/tinyedge\n"

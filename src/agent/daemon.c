@@ -5,6 +5,7 @@
  * 0700 and locked, so two daemons never share one. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,10 @@ static int daemon_signals(struct daemon *d)
 {
 	int r;
 
+	/* A module that closes its stdin, a client that hangs up: EPIPE from
+	 * write, never a dead daemon. Children get every signal reset to
+	 * SIG_DFL before exec (te_loop_child_reset_signals). */
+	signal(SIGPIPE, SIG_IGN);
 	d->sig_term = (struct te_sig){ .signo = SIGTERM, .cb = on_stop };
 	d->sig_int = (struct te_sig){ .signo = SIGINT, .cb = on_stop };
 	d->sig_hup = (struct te_sig){ .signo = SIGHUP, .cb = on_reload };

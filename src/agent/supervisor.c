@@ -240,6 +240,7 @@ static int mod_spawn(struct te_mod *md)
 		.spec = md->spec,
 		.cgroup = md->sv->have_cgroups ? &md->cg : NULL,
 		.want_notify = md->spec->watchdog_secs > 0,
+		.stdin_pipe = md->port && md->spec->io == TE_IO_STDIO,
 	};
 	int fds[3];
 	char err[256];
@@ -248,7 +249,7 @@ static int mod_spawn(struct te_mod *md)
 	md->spawn_mono_ns = te_now_ns();
 	r = mod_spawn_prepare(md);
 	ctx.env = (const char *const *)md->env; /* built by prepare */
-	if (r == 0 && md->port) {
+	if (r == 0 && md->port && md->spec->io == TE_IO_RING) {
 		r = te_port_open(md->port, fds);
 		if (r < 0)
 			snprintf(md->reason, sizeof(md->reason), "rings: %s", te_strerror(r));
@@ -275,6 +276,13 @@ static int mod_spawn(struct te_mod *md)
 	md->child = (struct te_child){ .pid = md->pid, .cb = on_exit_cb };
 	te_child_add(md->sv->loop, &md->child);
 	watch_fd(md, &md->sync_io, md->sp.sync_fd, on_sync);
+	if (ctx.stdin_pipe) {
+		/* Its stdin and stdout carry messages (JSON lines), not logs. */
+		r = te_port_open_stdio(md->port, md->sp.in_fd, md->sp.out_fd);
+		if (r < 0)
+			te_error("agent", "module %s: stdio: %s", md->name, te_strerror(r));
+		md->sp.in_fd = md->sp.out_fd = -1;
+	}
 	watch_fd(md, &md->out_io, md->sp.out_fd, on_stdout);
 	watch_fd(md, &md->err_io, md->sp.err_fd, on_stderr);
 	watch_fd(md, &md->notify_io, md->sp.notify_fd, on_notify);
@@ -571,7 +579,7 @@ static struct te_mod *mod_new(struct te_supervisor *sv,
 	md->sv = sv;
 	md->spec = spec;
 	snprintf(md->name, sizeof(md->name), "%s", spec->name);
-	if (sv->router && spec->io == TE_IO_RING &&
+	if (sv->router &&
 	    !(md->port = te_router_port(sv->router, spec->name, spec->ring_bytes))) {
 		te_logring_free(&md->log);
 		free(md);

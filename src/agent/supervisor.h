@@ -66,7 +66,7 @@ struct te_mod {
 	struct te_timer timer;     /* backoff or stop timeout */
 	struct te_timer watchdog;
 	struct te_cgroup cg;
-	struct te_port *port;      /* its rings; NULL for stdio modules */
+	struct te_port *port;      /* its rings or stdio pipes in the router */
 	struct te_logring log;
 	char **env;                /* built once per spec */
 	unsigned restart_count;

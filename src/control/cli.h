@@ -61,4 +61,13 @@ int te_cli_load(const struct te_cli *cli, struct te_config *cfg,
  * the default config's stateDir, else /var/lib/tinyedge. */
 const char *te_cli_state_dir(const struct te_cli *cli);
 
+/* Send one request line to the daemon of cli's state dir and return its
+ * whole answer (malloc'd, NUL-terminated; *len bytes), or NULL when it
+ * cannot be reached (reported on stderr). */
+char *te_ctl_call(const struct te_cli *cli, const char *req, size_t *len);
+
+/* An {"error":..., "code":N} answer: print it and return the exit code;
+ * -1 for any other answer. */
+int te_ctl_answer_error(const struct te_cli *cli, const char *buf, size_t len);
+
 #endif

@@ -74,7 +74,7 @@ static char *recv_all(int fd, size_t *len)
 }
 
 /* An {"error":..., "code":N} answer: print it, return N; else -1. */
-static int answer_error(const struct te_cli *cli, const char *buf, size_t len)
+int te_ctl_answer_error(const struct te_cli *cli, const char *buf, size_t len)
 {
 	struct te_diag diag = { 0 };
 	struct te_json_doc doc;
@@ -99,7 +99,7 @@ static int answer_error(const struct te_cli *cli, const char *buf, size_t len)
 }
 
 /* Send one request, return the whole answer (NULL on failure, reported). */
-static char *ctl_call(const struct te_cli *cli, const char *req, size_t *len)
+char *te_ctl_call(const struct te_cli *cli, const char *req, size_t *len)
 {
 	int fd = ctl_connect(cli);
 	char *buf;
@@ -198,10 +198,10 @@ int te_cmd_list(int argc, char **argv)
 		return te_help(argv[0]);
 	if (cli.argc)
 		return te_cli_usage_error(&cli, "unexpected argument '%s'", cli.argv[0]);
-	buf = ctl_call(&cli, "{\"cmd\":\"list\"}\n", &len);
+	buf = te_ctl_call(&cli, "{\"cmd\":\"list\"}\n", &len);
 	if (!buf)
 		return TE_EXIT_FAIL;
-	if ((rc = answer_error(&cli, buf, len)) < 0) {
+	if ((rc = te_ctl_answer_error(&cli, buf, len)) < 0) {
 		if (cli.json)
 			fwrite(buf, 1, len, stdout), rc = TE_EXIT_OK;
 		else
@@ -274,10 +274,10 @@ int te_cmd_stats(int argc, char **argv)
 		return te_help(argv[0]);
 	if (cli.argc)
 		return te_cli_usage_error(&cli, "unexpected argument '%s'", cli.argv[0]);
-	buf = ctl_call(&cli, "{\"cmd\":\"list\"}\n", &len);
+	buf = te_ctl_call(&cli, "{\"cmd\":\"list\"}\n", &len);
 	if (!buf)
 		return TE_EXIT_FAIL;
-	if ((rc = answer_error(&cli, buf, len)) < 0) {
+	if ((rc = te_ctl_answer_error(&cli, buf, len)) < 0) {
 		if (cli.json)
 			fwrite(buf, 1, len, stdout), rc = TE_EXIT_OK;
 		else
@@ -318,10 +318,10 @@ static int one_module_verb(int argc, char **argv)
 	if ((rc = parse_module_verb(&cli, argc, argv, 0)) != 0)
 		return rc < 0 ? TE_EXIT_OK : rc;
 	snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"module\":\"%s\"}\n", argv[0], cli.argv[0]);
-	buf = ctl_call(&cli, req, &len);
+	buf = te_ctl_call(&cli, req, &len);
 	if (!buf)
 		return TE_EXIT_FAIL;
-	rc = answer_error(&cli, buf, len);
+	rc = te_ctl_answer_error(&cli, buf, len);
 	free(buf);
 	return rc < 0 ? TE_EXIT_OK : rc;
 }
@@ -391,7 +391,7 @@ static int logs_stream(const struct te_cli *cli, int fd)
 		if (n < 0)
 			return TE_EXIT_FAIL;
 		buf[n] = '\0';
-		if (first && (rc = answer_error(cli, buf, (size_t)n)) >= 0)
+		if (first && (rc = te_ctl_answer_error(cli, buf, (size_t)n)) >= 0)
 			return rc;
 		first = false;
 		if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n || fflush(stdout))

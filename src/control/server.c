@@ -11,9 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/base64.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "hub/wire.h"
 #include "server.h"
 
 #define FOLLOW_POLL_MS 200
@@ -24,6 +26,9 @@ static void client_close(struct te_ctl_client *c)
 	close(c->io.fd);
 	free(c->out);
 	c->out = NULL;
+	free(c->req);
+	c->req = NULL;
+	c->reqlen = c->reqcap = 0;
 	c->used = false;
 }
 
@@ -63,6 +68,8 @@ static void list_module(struct te_jw *w, struct te_supervisor *sv,
 		te_jw_kint(w, "messagesSpilled", (int64_t)md->port->spilled);
 		te_jw_kint(w, "spillBytes", (int64_t)md->port->spill.used);
 		te_jw_kint(w, "messagesDropped", (int64_t)md->port->dropped);
+		if (md->port->stdio)
+			te_jw_kint(w, "linesMalformed", (int64_t)md->port->malformed);
 		/* Times its sending was paused by a block route's backlog. */
 		te_jw_kint(w, "blockedCount", (int64_t)md->port->blocked);
 		te_jw_kbool(w, "blocked", md->port->blocked_on != NULL);
@@ -213,8 +220,50 @@ static const struct te_json_policy req_policy[] = {
 	{ "tail", TE_JSON_NUMBER, 0 },
 	{ "sinceMs", TE_JSON_NUMBER, 0 },
 	{ "follow", TE_JSON_BOOL, 0 },
+	{ "input", TE_JSON_STRING, 0 },
+	{ "record", TE_JSON_STRING, 0 },
 };
-enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_N };
+enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_INPUT, RQ_RECORD, RQ_N };
+
+/* `tinyedge send`: a message record (wire.h, base64) into a module's input. */
+static void reply_send(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb,
+		       const char *module)
+{
+	struct te_router *rt = c->ctl->sv->router;
+	const struct te_json_tok *t = tb[RQ_RECORD] >= 0 ? &doc->tok[tb[RQ_RECORD]] : NULL;
+	struct te_prop props[TE_WIRE_PROPS_MAX];
+	char input[TE_WIRE_STR_MAX + 2];
+	struct te_msg m;
+	size_t len;
+	uint8_t *rec;
+	int r;
+
+	if (!rt || !t || tb[RQ_INPUT] < 0 ||
+	    te_json_str(doc, (unsigned)tb[RQ_INPUT], input, sizeof(input), &len) < 0 ||
+	    len == 0 || len > TE_WIRE_STR_MAX)
+		return client_error(c, 2, "send needs an input name and a record");
+	rec = malloc(t->end - t->start);
+	if (!rec)
+		return client_error(c, 1, te_strerror(-ENOMEM));
+	/* base64 has no escapes: the token's text is the encoding. */
+	r = te_base64_decode(doc->text + t->start, t->end - t->start, rec, t->end - t->start,
+			     &len, NULL);
+	if (r == 0)
+		r = te_msg_decode(rec, len, &m, props, TE_WIRE_PROPS_MAX);
+	if (r < 0) {
+		free(rec);
+		return client_error(c, 2, "malformed message record");
+	}
+	m.origin = TE_ORIGIN_DEVICE;
+	r = te_router_send(rt, module, input, &m);
+	free(rec);
+	if (r == -ENOENT)
+		return client_error(c, 2, "that module has no message input (not running rings or stdio)");
+	if (r < 0)
+		return client_error(c, 1, r == -ENOSPC ? "its queue is full: message dropped"
+						       : te_strerror(r));
+	client_put(c, "{\"ok\":true}\n", 12);
+}
 
 static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 		     const int *tb)
@@ -244,6 +293,8 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 			te_json_bool(doc, (unsigned)tb[RQ_FOLLOW], &follow);
 		return reply_logs(c, md, since > 0 ? (uint64_t)since : 0, tail, follow);
 	}
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "send"))
+		return reply_send(c, doc, tb, name);
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "start"))
 		r = te_sv_start(sv, name);
 	else if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "stop"))
@@ -309,9 +360,21 @@ static void client_respond(struct te_ctl_client *c)
 
 static void client_read(struct te_ctl_client *c)
 {
-	ssize_t n = recv(c->io.fd, c->req + c->reqlen, sizeof(c->req) - 1 - c->reqlen,
-			 MSG_DONTWAIT);
+	ssize_t n;
 	char *nl;
+
+	if (c->reqlen + 1 >= c->reqcap && c->reqcap < TE_CTL_REQ_MAX) {
+		size_t cap = c->reqcap ? c->reqcap * 2 : 1024;
+		char *p = realloc(c->req, cap);
+
+		if (!p) {
+			client_close(c);
+			return;
+		}
+		c->req = p;
+		c->reqcap = cap;
+	}
+	n = recv(c->io.fd, c->req + c->reqlen, c->reqcap - 1 - c->reqlen, MSG_DONTWAIT);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -324,7 +387,7 @@ static void client_read(struct te_ctl_client *c)
 	if (!nl) {
 		/* Keep reading (and, past the limit, dropping) to the newline, so
 		 * the answer is not lost to a reset of unread input. */
-		if (c->reqlen == sizeof(c->req) - 1) {
+		if (c->reqlen == c->reqcap - 1 && c->reqcap >= TE_CTL_REQ_MAX) {
 			c->overlong = true;
 			c->reqlen = 0;
 		}

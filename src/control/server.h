@@ -20,14 +20,17 @@
 #include "core/loop.h"
 
 #define TE_CTL_CLIENTS 16
-#define TE_CTL_REQ_MAX 1024
+/* A request is one JSON line; `send` carries a whole message record in
+ * base64 (up to about 1.1 MiB), the others fit in a few hundred bytes.
+ * The buffer grows only as a request needs it. */
+#define TE_CTL_REQ_MAX (2u << 20)
 
 struct te_ctl_client {
 	struct te_io io;
 	struct te_ctl *ctl;
 	bool used;
-	char req[TE_CTL_REQ_MAX];
-	size_t reqlen;
+	char *req;              /* the request line so far (malloc'd, grows) */
+	size_t reqlen, reqcap;
 	bool overlong;          /* discarding a request that did not fit */
 	char *out;              /* pending response bytes (malloc'd) */
 	size_t outlen, outoff;

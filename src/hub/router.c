@@ -1,5 +1,6 @@
 /* The router (see router.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "router.h"
+#include "stdio_line.h"
 #include "wire.h"
 
 /* Larger than any valid record (a message at every wire.h limit is about
@@ -122,6 +124,8 @@ static void spill_pop(struct te_spill *q)
 	q->used -= len + 4;
 }
 
+static void stdio_flush(struct te_port *p);
+
 /* Move spilled records into the in-ring while it has room. */
 static void spill_flush(struct te_port *p)
 {
@@ -130,6 +134,10 @@ static void spill_flush(struct te_port *p)
 	uint32_t len;
 	void *slot;
 
+	if (p->stdio) {
+		stdio_flush(p);
+		return;
+	}
 	while (q->used && p->running) {
 		spill_copy_out(q, q->head, &len, 4);
 		slot = te_ring_reserve(r, len);
@@ -145,6 +153,10 @@ static void spill_flush(struct te_port *p)
 }
 
 /* --- delivery --- */
+
+static void route_message(struct te_router *rt, struct te_port *src, struct te_msg *m);
+static int stdio_put(struct te_port *p, const struct te_msg *m);
+
 
 static struct te_port *port_find(struct te_router *rt, const char *name)
 {
@@ -174,7 +186,13 @@ static int deliver(struct te_router *rt, struct te_port *src, struct te_port *p,
 	if (te_msg_encode(&out, rt->tx, RECORD_CAP, &len) < 0)
 		return BAD;
 	/* In order: nothing may overtake what is already queued. */
-	slot = p->running && !p->spill.used ?
+	if (p->stdio && p->running && !p->spill.used && !p->olen &&
+	    stdio_put(p, &out) == 0) {
+		p->msgs_in++;
+		stdio_flush(p);
+		return DELIVERED;
+	}
+	slot = p->running && !p->stdio && !p->spill.used ?
 	       te_ring_reserve(te_ringset_tx(&p->rs), (uint32_t)len) : NULL;
 	if (slot) {
 		memcpy(slot, rt->tx, len);
@@ -303,6 +321,203 @@ static int route_record(struct te_router *rt, struct te_port *p, uint32_t len)
 	return 0;
 }
 
+/* --- stdio modules: JSON lines on the module's stdin and stdout --- */
+
+/* Most of an input line the module may leave unread in its stdin pipe:
+ * what a restart loses (a ring module's unread input is kept). */
+#define STDIO_PIPE_BYTES 4096
+/* Line buffers shrink back to this after a large message. */
+#define STDIO_KEEP_BYTES 65536u
+
+static void fd_close(struct te_loop *l, struct te_io *io);
+
+/* Encode the message as the line being written to the module's stdin. */
+static int stdio_put(struct te_port *p, const struct te_msg *m)
+{
+	size_t need, len;
+	char *b;
+	int r = te_stdio_line_size(m, &need);
+
+	if (r < 0)
+		return r;
+	if (need > p->ocap) {
+		if (!(b = realloc(p->obuf, need)))
+			return -ENOMEM;
+		p->obuf = b;
+		p->ocap = need;
+	}
+	r = te_stdio_line_encode(m, p->obuf, p->ocap, &len);
+	if (r < 0)
+		return r;
+	p->olen = len;
+	p->ooff = 0;
+	return 0;
+}
+
+/* Write the current line, then queued messages, until the pipe is full
+ * (then wait for EPOLLOUT) or nothing is left. */
+static void stdio_flush(struct te_port *p)
+{
+	struct te_prop props[TE_WIRE_PROPS_MAX];
+	struct te_msg m;
+	uint32_t len;
+	ssize_t n;
+
+	while (p->open && p->running && p->sin.fd >= 0) {
+		if (!p->olen) {
+			if (!p->spill.used)
+				break;
+			spill_copy_out(&p->spill, p->spill.head, &len, 4);
+			spill_copy_out(&p->spill, p->spill.head + 4, p->rt->rx, len);
+			spill_pop(&p->spill);
+			if (te_msg_decode(p->rt->rx, len, &m, props, TE_WIRE_PROPS_MAX) < 0 ||
+			    stdio_put(p, &m) < 0) {
+				p->dropped++;
+				continue;
+			}
+			p->msgs_in++;
+		}
+		n = write(p->sin.fd, p->obuf + p->ooff, p->olen - p->ooff);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (!(p->sin.events & EPOLLOUT))
+				te_io_mod(p->rt->loop, &p->sin, EPOLLOUT);
+			return;
+		}
+		if (n < 0) {
+			/* EPIPE: it closed its stdin; its exit follows. */
+			te_warn("hub", "module %s: stdin: %s", p->name, strerror(errno));
+			p->dropped++;
+			p->olen = 0;
+			fd_close(p->rt->loop, &p->sin);
+			return;
+		}
+		p->ooff += (size_t)n;
+		if (p->ooff == p->olen)
+			p->olen = p->ooff = 0;
+	}
+	if (p->ocap > STDIO_KEEP_BYTES && !p->olen) {
+		free(p->obuf);
+		p->obuf = NULL;
+		p->ocap = 0;
+	}
+	if (p->sin.fd >= 0 && (p->sin.events & EPOLLOUT))
+		te_io_mod(p->rt->loop, &p->sin, 0);
+}
+
+static void on_stdin(struct te_loop *l, struct te_io *io, uint32_t ev)
+{
+	stdio_flush((struct te_port *)((char *)io - offsetof(struct te_port, sin)));
+}
+
+/* One line from the module: decode, route. A bad line is reported (the
+ * first ten, then every thousandth) and counted, never fatal. */
+static void stdio_line(struct te_port *p, const char *line, size_t len)
+{
+	struct te_router *rt = p->rt;
+	char err[200];
+	struct te_msg m;
+	int r;
+
+	if (!rt->stdio_sc && !(rt->stdio_sc = malloc(sizeof(*rt->stdio_sc)))) {
+		p->malformed++;
+		return;
+	}
+	r = te_stdio_line_decode(line, len, rt->stdio_sc, &m, err, sizeof(err));
+	if (r < 0) {
+		if (++p->malformed <= 10 || p->malformed % 1000 == 0)
+			te_warn("hub", "module %s: stdout line %llu: %s (%llu bad lines so far)",
+				p->name, (unsigned long long)(p->msgs_out + p->malformed), err,
+				(unsigned long long)p->malformed);
+		return;
+	}
+	m.origin = TE_ORIGIN_MODULE;
+	m.sys[TE_SYS_CONNECTION_MODULE_ID] = (struct te_str){ p->name, (uint32_t)strlen(p->name) };
+	m.sys[TE_SYS_INPUT_NAME] = (struct te_str){ NULL, 0 };
+	p->msgs_out++;
+	route_message(rt, p, &m);
+}
+
+/* Route the complete lines read so far; false when blocked. */
+static bool stdio_lines(struct te_port *p)
+{
+	uint32_t at = 0;
+	char *nl;
+
+	while (!p->blocked_on && (nl = memchr(p->lbuf + at, '\n', p->lhave - at))) {
+		uint32_t len = (uint32_t)(nl - (p->lbuf + at));
+
+		if (p->ldiscard) {
+			p->ldiscard = false;  /* the end of an over-long line */
+		} else {
+			stdio_line(p, p->lbuf + at, len);
+		}
+		at += len + 1;
+	}
+	memmove(p->lbuf, p->lbuf + at, p->lhave - at);
+	p->lhave -= at;
+	return !p->blocked_on;
+}
+
+/* Read the module's stdout and route its lines. While a block route's
+ * target is backlogged, stop reading: the pipe fills and the module's
+ * writes wait, which is the backpressure a script understands. */
+static void stdio_drain(struct te_port *p)
+{
+	struct te_router *rt = p->rt;
+	unsigned rounds = 0;
+	ssize_t n;
+	char *b;
+
+	while (p->sout.fd >= 0 && stdio_lines(p)) {
+		if (p->lhave == p->lcap) {
+			if (p->lcap > TE_STDIO_LINE_MAX) {
+				/* Over-long: drop it up to its '\n'. */
+				if (!p->ldiscard && (++p->malformed <= 10 || p->malformed % 1000 == 0))
+					te_warn("hub", "module %s: stdout line over %u bytes: dropped",
+						p->name, TE_STDIO_LINE_MAX);
+				p->ldiscard = true;
+				p->lhave = 0;
+			} else if ((b = realloc(p->lbuf, p->lcap ? p->lcap * 2 : 4096))) {
+				p->lbuf = b;
+				p->lcap = p->lcap ? p->lcap * 2 : 4096;
+			} else {
+				return;  /* ENOMEM: try again on the next event */
+			}
+		}
+		if (++rounds > 64) {
+			te_timer_set(rt->loop, &p->again, 0);  /* let others run */
+			return;
+		}
+		n = read(p->sout.fd, p->lbuf + p->lhave, p->lcap - p->lhave);
+		if (n > 0) {
+			p->lhave += (uint32_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (!(p->sout.events & EPOLLIN))
+				te_io_mod(rt->loop, &p->sout, EPOLLIN);
+			return;
+		}
+		/* EOF: a last line without '\n' still counts. */
+		if (p->lhave && !p->ldiscard)
+			stdio_line(p, p->lbuf, p->lhave);
+		p->lhave = 0;
+		fd_close(rt->loop, &p->sout);
+		return;
+	}
+	if (p->blocked_on && p->sout.fd >= 0 && (p->sout.events & EPOLLIN))
+		te_io_mod(rt->loop, &p->sout, 0);
+}
+
+static void on_stdout(struct te_loop *l, struct te_io *io, uint32_t ev)
+{
+	stdio_drain((struct te_port *)((char *)io - offsetof(struct te_port, sout)));
+}
+
 static void port_close(struct te_port *p);
 
 static void port_corrupt(struct te_port *p)
@@ -324,6 +539,10 @@ static void port_drain(struct te_port *p)
 	uint32_t len;
 	int k;
 
+	if (p->stdio) {
+		stdio_drain(p);
+		return;
+	}
 	while (p->open && !p->blocked_on) {
 		k = te_ring_read_copy(r, rt->rx, RECORD_CAP, &len);
 		if (k == 1 && route_record(rt, p, len) == 0) {
@@ -360,7 +579,7 @@ static void on_retry(struct te_loop *l, struct te_timer *t)
 	struct te_router *rt = (struct te_router *)((char *)t - offsetof(struct te_router, retry));
 
 	for (unsigned i = 0; i < rt->nports; i++) {
-		if (rt->ports[i]->spill.used && rt->ports[i]->running) {
+		if (rt->ports[i]->spill.used && rt->ports[i]->running && !rt->ports[i]->stdio) {
 			te_timer_set(l, t, 1);
 			return;
 		}
@@ -400,18 +619,62 @@ static void on_flush(struct te_loop *l, struct te_hook *h)
 
 /* --- ports --- */
 
+static void fd_close(struct te_loop *l, struct te_io *io)
+{
+	if (io->fd < 0)
+		return;
+	if (io->active)
+		te_io_del(l, io);
+	close(io->fd);
+	io->fd = -1;
+}
+
 static void port_close(struct te_port *p)
 {
+	struct te_loop *l = p->rt->loop;
+
 	if (!p->open)
 		return;
-	te_io_del(p->rt->loop, &p->up);
-	te_timer_cancel(p->rt->loop, &p->again);
-	close(p->up.fd);
-	close(p->down_fd);
-	close(p->memfd);
-	te_ring_close(&p->rs);
+	te_timer_cancel(l, &p->again);
+	if (p->stdio) {
+		fd_close(l, &p->sin);
+		fd_close(l, &p->sout);
+		if (p->olen)
+			p->dropped++;  /* a line it never read whole */
+		p->olen = p->ooff = 0;
+		p->lhave = 0;
+		p->ldiscard = false;
+	} else {
+		fd_close(l, &p->up);
+		close(p->down_fd);
+		close(p->memfd);
+		te_ring_close(&p->rs);
+	}
 	p->open = false;
 	p->running = false;
+}
+
+int te_port_open_stdio(struct te_port *p, int in_fd, int out_fd)
+{
+	int r;
+
+	port_close(p);
+	p->stdio = true;
+	p->sin = (struct te_io){ .fd = in_fd, .cb = on_stdin };
+	p->sout = (struct te_io){ .fd = out_fd, .cb = on_stdout };
+	p->again.cb = on_again;
+	p->open = true;
+	/* Little in flight in the pipe: a restart loses at most that. */
+	fcntl(in_fd, F_SETPIPE_SZ, STDIO_PIPE_BYTES);
+	r = fcntl(in_fd, F_SETFL, O_NONBLOCK) < 0 || fcntl(out_fd, F_SETFL, O_NONBLOCK) < 0 ?
+	    -errno : 0;
+	if (!r)
+		r = te_io_add(p->rt->loop, &p->sin, 0);
+	if (!r)
+		r = te_io_add(p->rt->loop, &p->sout, EPOLLIN);
+	if (r)
+		port_close(p);
+	return r;
 }
 
 int te_port_open(struct te_port *p, int fds[3])
@@ -419,6 +682,7 @@ int te_port_open(struct te_port *p, int fds[3])
 	int r;
 
 	port_close(p);
+	p->stdio = false;
 	r = te_ring_create(p->ring_bytes, &p->rs, &p->memfd);
 	if (r < 0)
 		return r;
@@ -504,7 +768,8 @@ void te_port_stopped(struct te_port *p)
 	if (p->open) {
 		p->blocked_on = NULL; /* what it sent before it died still counts */
 		port_drain(p);
-		port_reclaim(p);
+		if (!p->stdio)
+			port_reclaim(p);
 	}
 	port_close(p);
 }
@@ -530,7 +795,7 @@ struct te_port *te_router_port(struct te_router *rt, const char *name,
 		return NULL;
 	p->rt = rt;
 	p->ring_bytes = ring_bytes;
-	p->up.fd = p->down_fd = p->memfd = -1;
+	p->up.fd = p->down_fd = p->memfd = p->sin.fd = p->sout.fd = -1;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	rt->ports[rt->nports++] = p;
 	return p;
@@ -542,6 +807,8 @@ void te_port_free(struct te_port *p)
 
 	port_close(p);
 	free(p->spill.buf);
+	free(p->lbuf);
+	free(p->obuf);
 	for (unsigned i = 0; i < rt->nroutes; i++)
 		if (rt->routes[i].port == p)
 			rt->routes[i].port = NULL;
@@ -588,5 +855,6 @@ void te_router_free(struct te_router *rt)
 		te_timer_cancel(rt->loop, &rt->retry);
 	free(rt->rx);
 	free(rt->tx);
+	free(rt->stdio_sc);
 	memset(rt, 0, sizeof(*rt));
 }

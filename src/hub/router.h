@@ -43,6 +43,7 @@ struct te_spill {
 };
 
 struct te_router;
+struct te_stdio_scratch;
 
 struct te_port {
 	struct te_router *rt;
@@ -57,6 +58,16 @@ struct te_port {
 	bool running;           /* the module exec'd: deliver to it */
 	bool wake;              /* a delivery since the last wakeup check */
 	struct te_spill spill;
+	/* stdio modules ("io": "stdio"): JSON lines instead of rings. */
+	bool stdio;
+	struct te_io sin;       /* the module's stdin (write end) */
+	struct te_io sout;      /* the module's stdout (read end) */
+	char *lbuf;             /* stdout bytes not yet routed */
+	uint32_t lhave, lcap;
+	bool ldiscard;          /* dropping the rest of an over-long line */
+	char *obuf;             /* the input line being written */
+	size_t olen, ooff, ocap;
+	uint64_t malformed;     /* stdout lines that were not messages */
 	struct te_port *blocked_on;  /* a block route's target is backlogged */
 	uint64_t msgs_out, msgs_in, dropped, spilled, blocked;
 };
@@ -83,6 +94,7 @@ struct te_router {
 	unsigned nports, cap;
 	uint8_t *rx;               /* one record copied out of a ring */
 	uint8_t *tx;               /* one record being encoded */
+	struct te_stdio_scratch *stdio_sc;  /* decoding a stdio line; on first use */
 	uint64_t upstream_msgs;    /* counted until the store lands */
 	/* A module corrupted its ring (its port is closed already). */
 	void (*on_corrupt)(struct te_router *rt, struct te_port *p);
@@ -112,6 +124,9 @@ struct te_port *te_router_port(struct te_router *rt, const char *name,
 /* Fresh rings for a new instance of the module; fds[3] = memfd, up, down
  * (the child inherits them; the router keeps its own ends). 0 or -errno. */
 int te_port_open(struct te_port *p, int fds[3]);
+/* A stdio module's pipes (the write end of its stdin, the read end of its
+ * stdout), owned by the port from now on. 0 or -errno (both closed). */
+int te_port_open_stdio(struct te_port *p, int in_fd, int out_fd);
 /* The module exec'd / exited (its remaining output is routed first). */
 void te_port_running(struct te_port *p);
 void te_port_stopped(struct te_port *p);

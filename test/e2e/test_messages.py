@@ -3,7 +3,7 @@ import re
 import signal
 import time
 
-from conftest import BIN, FAST_CONFIG, Runtime, manifest, write_json
+from conftest import BIN, FAST_CONFIG, Runtime, manifest, sh_module, write_json
 
 
 def builtin(name, *args, order=None, env=None, restart="always", status="running", **create):
@@ -194,6 +194,96 @@ def test_overflow_block_pauses_the_sender_and_drops_nothing(tmp_path, daemons):
     assert routes_by_name(rt)["c2s"]["dropped"] == 0
     assert rt.cli("stop", "sink").returncode == 0
     assert sink_final(rt) == (20000, 0, 0, 0)
+
+
+SED_RELAY = r"""exec sed -u 's/^{"input":"[^"]*"/{"output":"out1"/'"""
+
+
+def stdio_module(script, order=None, **create):
+    mod = sh_module(script, order=order, io="stdio", **create)
+    return mod
+
+
+def test_a_stdio_shell_module_in_the_middle(tmp_path, daemons):
+    # counter -> sed (JSON lines on stdin/stdout) -> sink: every message
+    # through a shell pipeline, in order, bodies and properties intact.
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", order=1),
+        "relay": stdio_module(SED_RELAY, order=2),
+        "counter": builtin("counter", "--count", "2000", order=3),
+    }, {
+        "toRelay": {"route": 'FROM /messages/modules/counter/* INTO BrokeredEndpoint("/modules/relay/inputs/in1")',
+                    "overflow": "block"},
+        "toSink": 'FROM /messages/modules/relay/outputs/out1 WHERE as_number(seq) >= 0 '
+                  'INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+    })
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 2000, timeout=30, what="2000 through sed")
+    mods = {m["name"]: m for m in list_doc(rt)["modules"]}
+    assert mods["relay"]["messagesIn"] == 2000 and mods["relay"]["messagesOut"] == 2000
+    assert mods["relay"]["linesMalformed"] == 0
+    assert rt.cli("stop", "sink").returncode == 0
+    assert sink_final(rt) == (2000, 0, 0, 0)
+
+
+def test_a_stdio_module_writing_json_and_garbage(tmp_path, daemons):
+    script = r"""
+echo '{"output":"o","properties":{"n":"1"},"body":{"t":10}}'
+echo 'not json at all'
+echo '{"output":"o","bogus":1}'
+echo '{"output":"o","properties":{"n":"2"},"body":{"t":40}}'
+echo '{"output":"o","properties":{"n":"3"},"bodyBase64":"AAEC/w=="}'
+exec sleep 1000
+"""
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", order=1),
+        "gen": stdio_module(script, order=2),
+    }, {
+        "hot": 'FROM /messages/modules/gen/outputs/o WHERE $body.t > 20 '
+               'INTO BrokeredEndpoint("/modules/sink/inputs/hot")',
+        "bin": 'FROM /messages/modules/gen/outputs/o WHERE n = \'3\' '
+               'INTO BrokeredEndpoint("/modules/sink/inputs/bin")',
+    })
+    rt.wait(lambda m: m["gen"].get("messagesOut", 0) >= 3 and m["gen"].get("linesMalformed", 0) >= 2,
+            what="three messages and two bad lines")
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 2, what="two delivered")
+    time.sleep(0.2)
+    routes = routes_by_name(rt)
+    assert routes["hot"]["delivered"] == 1 and routes["bin"]["delivered"] == 1
+    text = rt.daemon.text()
+    assert "module gen: stdout line 2: column 1" in text, text
+    assert "bogus" in text
+    assert rt.modules()["gen"]["runtimeStatus"] == "running"
+
+
+def test_send_injects_into_a_module_input(tmp_path, daemons):
+    rt = deploy(tmp_path, daemons, {
+        "sink": builtin("sink", order=1),
+        "relay": stdio_module(SED_RELAY, order=2),
+        "late": builtin("sink", order=3, status="stopped"),
+    }, {"toSink": 'FROM /messages/modules/relay/* INTO BrokeredEndpoint("/modules/sink/inputs/in")'})
+    for i in range(3):
+        r = rt.cli("send", "relay", "in1", "--prop", f"seq={i}", "--sys", "messageId=m%d" % i,
+                   "--text", '{"seq":%d,"ns":0}' % i)
+        assert r.returncode == 0, r.stderr
+    r = subprocess.run([BIN, "send", "relay", "in1", "--body", "-", "--state-dir", str(rt.state)],
+                       input=b"\x00\x01binary\xff", capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 4, what="through the relay")
+    mods = rt.modules()
+    assert mods["relay"]["messagesIn"] == 4 and mods["relay"]["linesMalformed"] == 0
+    # A stopped module's input waits for it.
+    assert rt.cli("send", "late", "in", "--text", '{"seq":0,"ns":0}').returncode == 0
+    assert rt.modules()["late"]["messagesSpilled"] == 1
+    assert rt.cli("start", "late").returncode == 0
+    rt.wait(lambda m: m["late"].get("messagesIn", 0) == 1, what="delivered on start")
+    bad = rt.cli("send", "nosuch", "in", "--text", "x")
+    assert bad.returncode == 2 and "no module named 'nosuch'" in bad.stderr
+    bad = rt.cli("send", "sink", "--text", "x")
+    assert bad.returncode == 2 and "expected a module NAME and an INPUT" in bad.stderr
+    bad = rt.cli("send", "sink", "in", "--prop", "novalue")
+    assert bad.returncode == 2 and "--prop 'novalue'" in bad.stderr
+    assert rt.cli("stop", "sink").returncode == 0
+    assert sink_final(rt)[:3] == (4, 0, 0)
 
 
 SDK_MODULE = r"""
