@@ -5,7 +5,13 @@
  * proved: a linear pre-scan (NUL bytes, nesting depth, where the root value
  * ends), jsmn over the root's extent (tokens), a walk over the tokens that
  * checks every byte between them and the content of every scalar, and a
- * duplicate-key pass. Each stage reports at most one problem and stops. */
+ * duplicate-key pass. Each stage reports at most one problem and stops.
+ *
+ * One token array serves both jsmn and the document: jsmn fills it with
+ * its own tokens, and the walk rewrites each slot in place, in order, as a
+ * struct te_json_tok (same size). The array is the caller's
+ * (te_json_parse_buf) or allocated once its size is known (te_json_parse);
+ * nothing else is allocated. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -38,6 +44,10 @@ const struct te_json_limits te_json_default_limits = {
 #define OPEN UINT32_MAX         /* end of a container jsmn never closed */
 #define MAX_LEN (INT_MAX - 1)   /* jsmn keeps offsets in int */
 #define SHOW_MAX 64             /* bytes of a key quoted in a message */
+
+_Static_assert(sizeof(jsmntok_t) == sizeof(struct te_json_tok) &&
+	       _Alignof(jsmntok_t) == _Alignof(struct te_json_tok),
+	       "a jsmn token is rewritten in place as a te_json_tok");
 
 /* ---- UTF-8 and escapes ---- */
 
@@ -175,6 +185,9 @@ struct parse {
 	const struct te_json_limits *lim;
 	const unsigned char *s;
 	size_t end; /* the root value ends here; jsmn and the walk see [0, end) */
+	struct te_json_tok *tok; /* the caller's token array, if fixed */
+	unsigned ntok;
+	bool fixed;              /* else the array is allocated */
 };
 
 static int perr(struct parse *P, size_t off, int err, const char *fmt, ...)
@@ -200,6 +213,35 @@ static int perr(struct parse *P, size_t off, int err, const char *fmt, ...)
 static int nomem(struct parse *P)
 {
 	return perr(P, NOPOS, -ENOMEM, "out of memory");
+}
+
+/* The token cap: the limit, or the caller's array if smaller. */
+static unsigned max_tokens(const struct parse *P)
+{
+	return P->fixed && P->ntok < P->lim->max_tokens ? P->ntok :
+	       P->lim->max_tokens;
+}
+
+static int too_many(struct parse *P, size_t off)
+{
+	return perr(P, off, -TE_ELIMIT, "more than %u tokens", max_tokens(P));
+}
+
+/* The token array for n tokens (n <= max_tokens), as jsmn fills it; the
+ * doc holds it from here on, so the caller's cleanup frees it on error. */
+static jsmntok_t *tok_array(struct parse *P, unsigned n)
+{
+	struct te_json_doc *doc = P->doc;
+
+	if (P->fixed) {
+		doc->tok = P->tok;
+	} else {
+		doc->tok = calloc(n ? n : 1, sizeof(*doc->tok));
+		if (!doc->tok)
+			return NULL;
+		doc->own_tok = true;
+	}
+	return (jsmntok_t *)(void *)doc->tok;
 }
 
 static int eof(struct parse *P)
@@ -419,24 +461,41 @@ static int prescan(struct parse *P, size_t r)
 
 /* ---- reader: jsmn ---- */
 
-/* Would strict jsmn refuse a primitive or container here (it checks this
- * before looking at the value)? */
-static bool key_due(const jsmn_parser *jp, const jsmntok_t *jt)
+/* What jsmn_fail needs of jsmn's state, saved before the walk rewrites
+ * jsmn's tokens in place. */
+struct jfail {
+	int r;          /* jsmn's error */
+	size_t pos;     /* where jsmn stopped */
+	bool in_obj;    /* its current container is an object */
+	bool member;    /* its current container is a key with its value */
+};
+
+static struct jfail jfail_save(int r, const jsmn_parser *jp,
+			       const jsmntok_t *jt)
 {
 	int sup = jp->toksuper;
+	struct jfail f = { .r = r, .pos = jp->pos };
 
-	return sup >= 0 && (jt[sup].type == JSMN_OBJECT ||
-			    (jt[sup].type == JSMN_STRING && jt[sup].size));
+	if (sup >= 0) {
+		f.in_obj = jt[sup].type == JSMN_OBJECT;
+		f.member = jt[sup].type == JSMN_STRING && jt[sup].size;
+	}
+	return f;
+}
+
+/* Would strict jsmn refuse a primitive or container here (it checks this
+ * before looking at the value)? */
+static bool key_due(const struct jfail *f)
+{
+	return f->in_obj || f->member;
 }
 
 /* jsmn rejected a value where an object key was due. */
-static int key_fail(struct parse *P, size_t p, const jsmn_parser *jp,
-		    const jsmntok_t *jt)
+static int key_fail(struct parse *P, size_t p, const struct jfail *f)
 {
-	int sup = jp->toksuper;
 	size_t q = p;
 
-	if (sup >= 0 && jt[sup].type == JSMN_STRING && jt[sup].size)
+	if (f->member)
 		return BAD(P, p, "expected ',' or '}' after object member");
 	while (q > 0 && is_ws(P->s[q - 1]))
 		q--;
@@ -448,24 +507,23 @@ static int key_fail(struct parse *P, size_t p, const jsmn_parser *jp,
 /* Turn a jsmn error into one precise message. jsmn leaves pos at the
  * offending byte, or at the opening quote / first byte of a string or
  * primitive it rejected, or at the end of input. */
-static int jsmn_fail(struct parse *P, int r, const jsmn_parser *jp,
-		     const jsmntok_t *jt)
+static int jsmn_fail(struct parse *P, const struct jfail *f)
 {
-	size_t p = jp->pos;
+	size_t p = f->pos;
+	int r = f->r;
 	unsigned c;
 	int t;
 
 	if (r == JSMN_ERROR_NOMEM)
-		return perr(P, p, -TE_ELIMIT, "more than %u tokens",
-			    P->lim->max_tokens);
+		return too_many(P, p);
 	if (p >= P->end)
 		return eof(P);
 	c = P->s[p];
 	if (c == '"')
 		return str_fail(P, p);
 	if (r == JSMN_ERROR_INVAL && strchr("{[-0123456789tfn", (int)c) &&
-	    c && key_due(jp, jt))
-		return key_fail(P, p, jp, jt);
+	    c && key_due(f))
+		return key_fail(P, p, f);
 	if (c == '-' || c == '+' || c == '.' || ((c | 0x20) >= 'a' &&
 	    (c | 0x20) <= 'z') || (c >= '0' && c <= '9')) {
 		t = prim_check(P, p, prim_run(P->s, p, P->end));
@@ -558,18 +616,17 @@ static int walk_close(struct walk *W, uint32_t next)
 	return 0;
 }
 
-/* Validate token j's own bytes and record it. */
-static int walk_fill(struct walk *W, uint32_t j, size_t a)
+/* Validate token j's own bytes and record it over jsmn's token k (a copy
+ * of slot j). */
+static int walk_fill(struct walk *W, uint32_t j, const jsmntok_t *k, size_t a)
 {
-	const jsmntok_t *k = &W->jt[j];
 	struct te_json_tok *t = &W->t[j];
 	const unsigned char *s = W->P->s;
 	size_t q;
 	int r;
 
-	t->start = (uint32_t)k->start;
-	t->end = (uint32_t)k->end;
-	t->next = j + 1;
+	*t = (struct te_json_tok){ .start = (uint32_t)k->start,
+				   .end = (uint32_t)k->end, .next = j + 1 };
 	if (k->type == JSMN_STRING) {
 		t->type = TE_JSON_STRING;
 		if ((r = str_scan(W->P, t->start, t->end, &q)))
@@ -598,13 +655,15 @@ static int walk_fill(struct walk *W, uint32_t j, size_t a)
 
 static int walk_token(struct walk *W, uint32_t j)
 {
-	const jsmntok_t *k = &W->jt[j];
-	size_t a = (size_t)k->start - (k->type == JSMN_STRING);
-	size_t b = (size_t)k->end + (k->type == JSMN_STRING);
+	jsmntok_t kj, *k = &kj;
+	size_t a, b;
 	uint32_t parent;
 	enum gap st;
 	int r;
 
+	memcpy(k, &W->jt[j], sizeof(*k)); /* the slot is about to be rewritten */
+	a = (size_t)k->start - (k->type == JSMN_STRING);
+	b = (size_t)k->end + (k->type == JSMN_STRING);
 	if (k->start < 0 || (k->end < k->start && k->end != -1))
 		return BAD(W->P, W->pos, "invalid structure");
 	while (W->c != NONE && (size_t)k->start >= W->t[W->c].end)
@@ -623,22 +682,20 @@ static int walk_token(struct walk *W, uint32_t j)
 			return BAD(W->P, a, "invalid structure");
 		W->t[parent].size++;
 	}
-	return walk_fill(W, j, a);
+	return walk_fill(W, j, k, a);
 }
 
-/* Check tokens jt[0..n) and fill doc->tok. When partial, jt is what jsmn
- * made before failing: containers it closed are checked, the rest not. */
-static int walk(struct parse *P, const jsmntok_t *jt, unsigned n,
-		bool partial)
+/* Check jsmn's tokens in doc->tok[0..n) and rewrite them as the doc's.
+ * When partial, they are what jsmn made before failing: containers it
+ * closed are checked, the rest not. */
+static int walk(struct parse *P, unsigned n, bool partial)
 {
-	struct walk W = { .P = P, .jt = jt, .c = NONE, .partial = partial };
+	struct walk W = { .P = P, .c = NONE, .partial = partial };
 	size_t p;
 	int r;
 
-	W.t = calloc(n ? n : 1, sizeof(*W.t));
-	if (!W.t)
-		return nomem(P);
-	P->doc->tok = W.t;
+	W.t = P->doc->tok;
+	W.jt = (const jsmntok_t *)(const void *)W.t;
 	P->doc->ntok = n;
 	for (uint32_t j = 0; j < n; j++)
 		if ((r = walk_token(&W, j)))
@@ -657,9 +714,10 @@ static int walk(struct parse *P, const jsmntok_t *jt, unsigned n,
 /* A counting pass first; when it fails or finds too many tokens, a bounded
  * pass collects the tokens before the problem and the walk checks them, so
  * that the first problem in the document is the one reported. */
-static int tokenize(struct parse *P, jsmntok_t **out, unsigned *n)
+static int tokenize(struct parse *P, unsigned *n)
 {
-	unsigned max = P->lim->max_tokens, cap;
+	unsigned max = max_tokens(P), cap;
+	struct jfail f;
 	jsmntok_t *jt;
 	jsmn_parser jp;
 	int count, r, e;
@@ -669,13 +727,11 @@ static int tokenize(struct parse *P, jsmntok_t **out, unsigned *n)
 	cap = count < 0 || (unsigned)count > max ? max : (unsigned)count;
 	if (cap > P->end) /* each token starts at a byte of its own */
 		cap = (unsigned)P->end;
-	jt = calloc(cap ? cap : 1, sizeof(*jt));
-	if (!jt)
+	if (!(jt = tok_array(P, cap)))
 		return nomem(P);
 	jsmn_init(&jp);
 	r = jsmn_parse(&jp, (const char *)P->s, P->end, jt, cap);
 	if (r >= 0 && count >= 0 && (unsigned)count <= max) {
-		*out = jt;
 		*n = (unsigned)r;
 		return 0;
 	}
@@ -683,96 +739,20 @@ static int tokenize(struct parse *P, jsmntok_t **out, unsigned *n)
 	if (cap && jt[cap - 1].start < 0) /* allocated, then refused */
 		cap--;
 	r = r < 0 ? r : JSMN_ERROR_INVAL; /* not reached: both passes agree */
-	e = walk(P, jt, cap, true);
-	if (!e)
-		e = jsmn_fail(P, r, &jp, jt);
-	free(jt);
-	return e;
+	f = jfail_save(r, &jp, jt);
+	e = walk(P, cap, true);
+	return e ? e : jsmn_fail(P, &f);
 }
 
-/* ---- reader: duplicate keys ---- */
-
-static int key_cmp(const struct te_json_doc *doc, uint32_t x, uint32_t y)
-{
-	struct te_json_ustr a, b;
-	int ca, cb;
-
-	te_json_ustr_init(&a, doc, x);
-	te_json_ustr_init(&b, doc, y);
-	do {
-		ca = te_json_ustr_get(&a);
-		cb = te_json_ustr_get(&b);
-	} while (ca == cb && ca >= 0);
-	return ca - cb;
-}
-
-/* Stable bottom-up merge sort of key token indices; returns the buffer
- * (a or tmp) that holds the result. */
-static uint32_t *key_sort(const struct te_json_doc *doc, uint32_t *a,
-			  uint32_t *tmp, unsigned n)
-{
-	uint32_t *x;
-
-	for (unsigned w = 1; w < n; w *= 2) {
-		for (unsigned lo = 0; lo < n; lo += 2 * w) {
-			unsigned mid = lo + w < n ? lo + w : n;
-			unsigned hi = mid + w < n ? mid + w : n;
-			unsigned i = lo, j = mid, k = lo;
-
-			while (i < mid && j < hi)
-				tmp[k++] = key_cmp(doc, a[j], a[i]) < 0 ?
-					   a[j++] : a[i++];
-			while (i < mid)
-				tmp[k++] = a[i++];
-			while (j < hi)
-				tmp[k++] = a[j++];
-		}
-		x = a;
-		a = tmp;
-		tmp = x;
-	}
-	return a;
-}
-
-/* The second occurrence (in document order) of any repeated key among
- * keys[0..m), or NONE. Small objects are compared pairwise. */
-static uint32_t first_dup(const struct te_json_doc *doc, uint32_t *keys,
-			  uint32_t *tmp, unsigned m)
-{
-	uint32_t best = NONE;
-
-	if (m <= 8) {
-		for (unsigned b = 1; b < m; b++)
-			for (unsigned a = 0; a < b; a++)
-				if (!key_cmp(doc, keys[a], keys[b]))
-					return keys[b];
-		return NONE;
-	}
-	keys = key_sort(doc, keys, tmp, m);
-	for (unsigned i = 1; i < m; i++)
-		if (keys[i] < best && !key_cmp(doc, keys[i - 1], keys[i]))
-			best = keys[i];
-	return best;
-}
+/* ---- reader: duplicate keys (te_json_dup_key in json_keys.c) ---- */
 
 static int obj_dups(struct parse *P, uint32_t o)
 {
 	const struct te_json_doc *doc = P->doc;
-	unsigned m = doc->tok[o].size, i = 0;
-	uint32_t small[8], *keys = small, d;
+	uint32_t d = te_json_dup_key(P->doc, o);
 	const struct te_json_tok *t;
 	int n;
 
-	if (m > 8) {
-		keys = malloc(2 * (size_t)m * sizeof(*keys));
-		if (!keys)
-			return nomem(P);
-	}
-	TE_JSON_FOREACH_MEMBER(doc, o, k, v)
-		keys[i++] = k;
-	d = first_dup(doc, keys, keys + m, m);
-	if (keys != small)
-		free(keys);
 	if (d == NONE)
 		return 0;
 	t = &doc->tok[d];
@@ -797,21 +777,18 @@ static int dup_check(struct parse *P)
 
 /* A root that is neither container nor string: one token, no jsmn (strict
  * jsmn wants a delimiter after a primitive and so rejects "1"). */
-static int root_prim(struct parse *P, size_t r, jsmntok_t **out, unsigned *n)
+static int root_prim(struct parse *P, size_t r, unsigned *n)
 {
 	jsmntok_t *jt;
 
 	if (P->end == r)
 		return bad_char(P, r);
-	if (P->lim->max_tokens < 1)
-		return perr(P, r, -TE_ELIMIT, "more than %u tokens",
-			    P->lim->max_tokens);
-	jt = calloc(1, sizeof(*jt));
-	if (!jt)
+	if (max_tokens(P) < 1)
+		return too_many(P, r);
+	if (!(jt = tok_array(P, 1)))
 		return nomem(P);
 	*jt = (jsmntok_t){ .type = JSMN_PRIMITIVE, .start = (int)r,
 			   .end = (int)P->end, .parent = -1 };
-	*out = jt;
 	*n = 1;
 	return 0;
 }
@@ -820,7 +797,6 @@ static int parse_run(struct parse *P)
 {
 	const struct te_json_doc *doc = P->doc;
 	const unsigned char *z;
-	jsmntok_t *jt = NULL;
 	unsigned n = 0;
 	size_t r;
 	int e;
@@ -839,17 +815,30 @@ static int parse_run(struct parse *P)
 	if ((e = prescan(P, r)))
 		return e;
 	e = P->s[r] == '{' || P->s[r] == '[' || P->s[r] == '"' ?
-	    tokenize(P, &jt, &n) : root_prim(P, r, &jt, &n);
+	    tokenize(P, &n) : root_prim(P, r, &n);
 	if (e)
 		return e;
-	e = walk(P, jt, n, false);
-	free(jt);
+	e = walk(P, n, false);
 	if (!e)
 		e = dup_check(P);
 	if (!e && P->end < doc->len &&
 	    (r = skip_ws(P->s, P->end, doc->len)) < doc->len)
 		e = BAD(P, r, "trailing garbage after the document");
 	return e;
+}
+
+/* Both entry points: P says where the tokens go. */
+static int parse_doc(struct parse *P, const char *name, const char *text,
+		     size_t len)
+{
+	struct te_json_doc *doc = P->doc;
+	int r;
+
+	*doc = (struct te_json_doc){ .name = name, .text = text, .len = len };
+	r = parse_run(P);
+	if (r)
+		te_json_free(doc);
+	return r;
 }
 
 int te_json_parse(struct te_json_doc *doc, const char *name, const char *text,
@@ -862,15 +851,26 @@ int te_json_parse(struct te_json_doc *doc, const char *name, const char *text,
 		.lim = lim ? lim : &te_json_default_limits,
 		.s = (const unsigned char *)text,
 	};
-	int r;
 
-	*doc = (struct te_json_doc){ .name = name, .text = text, .len = len };
-	r = parse_run(&P);
-	if (r) {
-		free(doc->tok);
-		*doc = (struct te_json_doc){ 0 };
-	}
-	return r;
+	return parse_doc(&P, name, text, len);
+}
+
+int te_json_parse_buf(struct te_json_doc *doc, const char *name,
+		      const char *text, size_t len,
+		      const struct te_json_limits *lim, struct te_json_tok *tok,
+		      unsigned ntok, struct te_diag *diag)
+{
+	struct parse P = {
+		.doc = doc,
+		.diag = diag,
+		.lim = lim ? lim : &te_json_default_limits,
+		.s = (const unsigned char *)text,
+		.tok = tok,
+		.ntok = tok ? ntok : 0,
+		.fixed = true,
+	};
+
+	return parse_doc(&P, name, text, len);
 }
 
 /* Read a regular file into *buf (malloc'd), refusing more than max bytes,
@@ -950,7 +950,8 @@ int te_json_load_file(struct te_json_doc *doc, const char *path,
 
 void te_json_free(struct te_json_doc *doc)
 {
-	free(doc->tok);
+	if (doc->own_tok)
+		free(doc->tok);
 	free(doc->owned);
 	*doc = (struct te_json_doc){ 0 };
 }

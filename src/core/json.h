@@ -63,8 +63,9 @@ struct te_json_doc {
 	const char *name;        /* for messages ("manifest.json"); not owned */
 	const char *text;        /* the input; owned only if te_json_load_file */
 	size_t len;
-	struct te_json_tok *tok; /* ntok tokens, malloc'd, owned */
+	struct te_json_tok *tok; /* ntok tokens */
 	unsigned ntok;
+	bool own_tok;            /* tok was malloc'd by te_json_parse */
 	char *owned;             /* text buffer owned by the doc, or NULL */
 };
 
@@ -77,6 +78,17 @@ int te_json_parse(struct te_json_doc *doc, const char *name, const char *text,
 		  size_t len, const struct te_json_limits *lim,
 		  struct te_diag *diag);
 
+/* The same without allocating: the tokens go to the caller's array
+ * tok[0..ntok), which doc->tok then points to (it must outlive doc, and is
+ * not freed by te_json_free). A document of more than ntok tokens is
+ * refused like one over lim->max_tokens ("more than N tokens", -TE_ELIMIT,
+ * N the smaller of the two). Never -ENOMEM. tok's content is undefined
+ * after an error. */
+int te_json_parse_buf(struct te_json_doc *doc, const char *name,
+		      const char *text, size_t len,
+		      const struct te_json_limits *lim, struct te_json_tok *tok,
+		      unsigned ntok, struct te_diag *diag);
+
 /* Read path (at most lim->max_bytes) and parse it; the doc owns the buffer.
  * A read error is reported to diag as "path: strerror" and returned as
  * -errno. name defaults to path when NULL. */
@@ -84,7 +96,8 @@ int te_json_load_file(struct te_json_doc *doc, const char *path,
 		      const char *name, const struct te_json_limits *lim,
 		      struct te_diag *diag);
 
-/* Release tokens and any owned text; doc becomes empty. Idempotent. */
+/* Release what the doc owns (tokens from te_json_parse, text from
+ * te_json_load_file); doc becomes empty. Idempotent. */
 void te_json_free(struct te_json_doc *doc);
 
 /* 1-based line and column (in bytes) of a byte offset. */
@@ -95,6 +108,10 @@ void te_json_pos(const struct te_json_doc *doc, size_t off, unsigned *line,
 void te_json_error(const struct te_json_doc *doc, struct te_diag *diag,
 		   unsigned t, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/* How many bytes of s[0..n) to quote in a message (at most 64, not
+ * splitting a UTF-8 sequence): "%.*s" of a key's text. */
+int te_json_show_len(const char *s, size_t n);
 
 /* "string", "number", ... for one type bit; "a string or an object" style
  * text for a mask, written to buf. */
@@ -108,12 +125,23 @@ void te_json_types_text(unsigned mask, char *buf, size_t cap);
 int te_json_str(const struct te_json_doc *doc, unsigned t, char *buf,
 		size_t cap, size_t *len);
 
+/* The same as bytes: \u0000 is allowed (a NUL byte), nothing is appended.
+ * -TE_ENOSPACE if it does not fit in cap (buf then holds a prefix),
+ * -TE_EMALFORMED if t is not a string. *len (may be NULL) gets the full
+ * length. */
+int te_json_bytes(const struct te_json_doc *doc, unsigned t, char *buf,
+		  size_t cap, size_t *len);
+
 /* Same into a fresh malloc'd string (caller frees); NULL on error with
  * *err set as above (-ENOMEM when out of memory). */
 char *te_json_strdup(const struct te_json_doc *doc, unsigned t, int *err);
 
 /* Does string token t (unescaped) equal s? False for non-strings. */
 bool te_json_streq(const struct te_json_doc *doc, unsigned t, const char *s);
+
+/* Is s[0..n) valid UTF-8 (no overlong forms, surrogates or code points
+ * past U+10FFFF)? NUL bytes are valid. */
+bool te_json_utf8_valid(const void *s, size_t n);
 
 /* Integer value: a number token with no fraction or exponent, in range.
  * -TE_EMALFORMED if not an integer number, -ERANGE if out of int64 range. */
@@ -181,6 +209,7 @@ void te_jw_obj_close(struct te_jw *w);
 void te_jw_arr_open(struct te_jw *w);
 void te_jw_arr_close(struct te_jw *w);
 void te_jw_key(struct te_jw *w, const char *key);
+void te_jw_keyn(struct te_jw *w, const char *key, size_t n);
 /* Strings are escaped (", \, control characters); bytes that are not valid
  * UTF-8 are written as U+FFFD so the output is always valid JSON. */
 void te_jw_str(struct te_jw *w, const char *s);
@@ -190,6 +219,8 @@ void te_jw_uint(struct te_jw *w, uint64_t v);
 void te_jw_double(struct te_jw *w, double v); /* non-finite -> null */
 void te_jw_bool(struct te_jw *w, bool v);
 void te_jw_null(struct te_jw *w);
+/* A string holding the base64 (RFC 4648, padded) of data[0..n). */
+void te_jw_base64(struct te_jw *w, const void *data, size_t n);
 /* Convenience: key + value. */
 void te_jw_kstr(struct te_jw *w, const char *key, const char *s);
 void te_jw_kint(struct te_jw *w, const char *key, int64_t v);

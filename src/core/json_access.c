@@ -52,35 +52,57 @@ static bool is_type(const struct te_json_doc *doc, unsigned t, unsigned type)
 	return t < doc->ntok && doc->tok[t].type == type;
 }
 
-int te_json_str(const struct te_json_doc *doc, unsigned t, char *buf,
-		size_t cap, size_t *len)
+/* Unescape string token t into buf[0..cap): all of it, or the prefix that
+ * fits. \u0000 is a byte when nul_ok, else it stops the copy with
+ * -TE_EINVALID. *w gets the bytes written, *n the length (up to the NUL
+ * when refused). */
+static int str_copy(const struct te_json_doc *doc, unsigned t, char *buf,
+		    size_t cap, bool nul_ok, size_t *w, size_t *n)
 {
 	const unsigned char *s = (const unsigned char *)doc->text;
-	size_t i, n = 0, w = 0;
 	char u[4];
 	int r = 0;
 
+	*w = *n = 0;
 	if (!is_type(doc, t, TE_JSON_STRING))
 		return -TE_EMALFORMED;
-	for (i = doc->tok[t].start; i < doc->tok[t].end;) {
+	for (size_t i = doc->tok[t].start; i < doc->tok[t].end;) {
 		unsigned k = te_json_str_unit(s, &i, u);
 
-		if (k == 1 && !u[0]) {
-			r = -TE_EINVALID;
-			break;
-		}
-		if (!r && w + k < cap) {
-			memcpy(buf + w, u, k);
-			w += k;
+		if (k == 1 && !u[0] && !nul_ok)
+			return -TE_EINVALID;
+		if (!r && k <= cap - *w) {
+			memcpy(buf + *w, u, k);
+			*w += k;
 		} else {
 			r = -TE_ENOSPACE;
 		}
-		n += k;
+		*n += k;
 	}
+	return r;
+}
+
+int te_json_str(const struct te_json_doc *doc, unsigned t, char *buf,
+		size_t cap, size_t *len)
+{
+	size_t w, n;
+	int r = str_copy(doc, t, buf, cap ? cap - 1 : 0, false, &w, &n);
+
 	if (cap)
 		buf[w] = 0;
 	if (len)
 		*len = r == -TE_EINVALID ? w : n;
+	return r;
+}
+
+int te_json_bytes(const struct te_json_doc *doc, unsigned t, char *buf,
+		  size_t cap, size_t *len)
+{
+	size_t w, n;
+	int r = str_copy(doc, t, buf, cap, true, &w, &n);
+
+	if (len)
+		*len = n;
 	return r;
 }
 
@@ -120,6 +142,17 @@ bool te_json_streq(const struct te_json_doc *doc, unsigned t, const char *s)
 		if (!*s || c != (unsigned char)*s)
 			return false;
 	}
+}
+
+bool te_json_utf8_valid(const void *s, size_t n)
+{
+	const unsigned char *p = s;
+	unsigned k;
+
+	for (size_t i = 0; i < n; i += k)
+		if (!(k = te_json_utf8_len(p + i, n - i)))
+			return false;
+	return true;
 }
 
 int te_json_int(const struct te_json_doc *doc, unsigned t, int64_t *out)

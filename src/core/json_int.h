@@ -1,8 +1,9 @@
-/* Private to json.c and json_write.c. */
+/* Private to the src/core/json*.c files. */
 #ifndef TE_JSON_INT_H
 #define TE_JSON_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "json.h"
 
@@ -27,8 +28,9 @@ void te_json_ustr_init(struct te_json_ustr *u, const struct te_json_doc *doc,
 /* Next byte of the unescaped string, or -1 at its end. */
 int te_json_ustr_get(struct te_json_ustr *u);
 
-/* How many bytes of s[0..n) to quote in a message (at most 64, not
- * splitting a UTF-8 sequence). */
-int te_json_show_len(const char *s, size_t n);
+/* The first key (in document order) of object obj that repeats an
+ * earlier key, or UINT32_MAX. Uses the key tokens' size fields as scratch
+ * and leaves them as they were (0): no allocation. */
+uint32_t te_json_dup_key(struct te_json_doc *doc, uint32_t obj);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base64.h"
 #include "err.h"
 #include "json.h"
 #include "json_int.h"
@@ -141,7 +142,7 @@ static void jw_string(struct te_jw *w, const char *str, size_t n)
 	jw_put(w, "\"", 1);
 }
 
-void te_jw_key(struct te_jw *w, const char *key)
+void te_jw_keyn(struct te_jw *w, const char *key, size_t n)
 {
 	if (w->err)
 		return;
@@ -152,9 +153,14 @@ void te_jw_key(struct te_jw *w, const char *key)
 	if (w->comma & jw_bit(w))
 		jw_put(w, ",", 1);
 	w->comma |= jw_bit(w);
-	jw_string(w, key, strlen(key));
+	jw_string(w, key, n);
 	jw_put(w, ":", 1);
 	w->after_key = true;
+}
+
+void te_jw_key(struct te_jw *w, const char *key)
+{
+	te_jw_keyn(w, key, key ? strlen(key) : 0);
 }
 
 void te_jw_strn(struct te_jw *w, const char *s, size_t n)
@@ -175,6 +181,23 @@ void te_jw_raw(struct te_jw *w, const char *json, size_t n)
 {
 	if (jw_value(w))
 		jw_put(w, json, n);
+}
+
+/* Encoded straight into the buffer: all or nothing, as jw_put. */
+void te_jw_base64(struct te_jw *w, const void *data, size_t n)
+{
+	size_t len = te_base64_len(n);
+
+	if (!jw_value(w))
+		return;
+	if (w->cap - w->len <= len + 2) {
+		w->err = -TE_ENOSPACE;
+		return;
+	}
+	w->buf[w->len] = '"';
+	te_base64_encode(data, n, w->buf + w->len + 1, len, NULL);
+	w->buf[w->len + 1 + len] = '"';
+	w->len += len + 2;
 }
 
 void te_jw_int(struct te_jw *w, int64_t v)

@@ -53,5 +53,6 @@ int main(void)
 	replay_mode("record");
 	replay_mode("ring");
 	replay_mode("route");
+	replay_mode("stdio");
 	return tap_done();
 }

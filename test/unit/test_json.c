@@ -84,15 +84,35 @@ static int parse(struct te_json_doc *doc, const char *text)
 	return parse_lim(doc, text, strlen(text), NULL);
 }
 
+/* The caller's token array for te_json_parse_buf: as many tokens as any
+ * limit used here allows. */
+static struct te_json_tok toks[1u << 20];
+
+static int parse_buf(struct te_json_doc *doc, const char *text, size_t len,
+		     const struct te_json_limits *lim)
+{
+	return te_json_parse_buf(doc, "t.json", text, len, lim, toks,
+				 sizeof(toks) / sizeof(toks[0]), sink_reset());
+}
+
+/* Accepted by both entry points, with the same tokens. */
 static void ok_doc(const char *text, const char *name)
 {
-	struct te_json_doc doc;
-	int r = parse(&doc, text);
+	struct te_json_doc doc, doc2;
+	int r = parse(&doc, text), r2;
+	bool same;
 
 	TAP_OK(r == 0 && S.n == 0 && doc.ntok > 0, "accept %s", show(name));
 	if (r || S.n)
 		printf("#   got %d: %u:%u %s\n", r, last_line(), last_col(),
 		       last_msg());
+	r2 = parse_buf(&doc2, text, strlen(text), NULL);
+	same = r2 == r && doc2.ntok == doc.ntok && !doc2.own_tok &&
+	       (r || (doc2.tok == toks &&
+		      !memcmp(doc.tok, toks, doc.ntok * sizeof(*toks))));
+	if (!same)
+		TAP_OK(same, "te_json_parse_buf agrees on %s", show(name));
+	te_json_free(&doc2); /* must not free toks: ASan would say so */
 	te_json_free(&doc);
 }
 
@@ -112,6 +132,12 @@ static void bad_lim(const char *text, size_t len,
 		printf("#   got %d (%s), %u reports, %u:%u \"%s\"\n"
 		       "#   want %d, %u:%u \"%s\"\n", r, te_strerror(r), S.n,
 		       last_line(), last_col(), last_msg(), err, line, col, msg);
+	te_json_free(&doc);
+	/* the same report without allocation (quiet unless it differs) */
+	r = parse_buf(&doc, text, len, lim);
+	if (r != err || S.n != 1 || last_line() != line || last_col() != col ||
+	    strcmp(last_msg(), msg) || doc.tok || doc.ntok)
+		TAP_OK(0, "te_json_parse_buf rejects %s the same way", show(name));
 	te_json_free(&doc);
 }
 
@@ -438,6 +464,45 @@ static void test_duplicates(void)
 	    "\"i\":1,\"b\":2,\"a\":2}", 1, 56, "duplicate key \"b\"");
 }
 
+/* te_json_parse_buf: the caller's array, its size as a token cap. */
+static void test_parse_buf(void)
+{
+	static struct te_json_tok few[4];
+	const char *text = "{\"a\":[1,2]}";
+	struct te_json_limits lim = te_json_default_limits;
+	struct te_json_doc doc;
+	int r;
+
+	r = te_json_parse_buf(&doc, "t.json", text, strlen(text), NULL, few, 4,
+			      sink_reset());
+	TAP_OK(r == -TE_ELIMIT && S.n == 1 && !strcmp(last_msg(), "more than 4 tokens"),
+	       "parse_buf: 5 tokens in an array of 4: \"%s\"", last_msg());
+	TAP_OK(!doc.tok && !doc.ntok, "parse_buf: doc empty after an error");
+	text = "{\"a\":[1]}";
+	r = te_json_parse_buf(&doc, "t.json", text, strlen(text), NULL, few, 4,
+			      sink_reset());
+	TAP_OK(r == 0 && doc.tok == few && doc.ntok == 4 && !doc.own_tok,
+	       "parse_buf: exactly 4 tokens in an array of 4");
+	TAP_OK(doc.tok[0].type == TE_JSON_OBJECT && doc.tok[0].size == 1 &&
+	       doc.tok[0].next == 4 && doc.tok[2].type == TE_JSON_ARRAY &&
+	       doc.tok[3].type == TE_JSON_NUMBER, "parse_buf: the tokens");
+	te_json_free(&doc);
+	TAP_OK(!doc.tok && few[0].type == TE_JSON_OBJECT,
+	       "te_json_free leaves the caller's array alone");
+	lim.max_tokens = 2;
+	r = te_json_parse_buf(&doc, "t.json", text, strlen(text), &lim, few, 4,
+			      sink_reset());
+	TAP_OK(r == -TE_ELIMIT && !strcmp(last_msg(), "more than 2 tokens"),
+	       "parse_buf: the smaller cap wins (limit)");
+	r = te_json_parse_buf(&doc, "t.json", "1", 1, NULL, NULL, 0, sink_reset());
+	TAP_OK(r == -TE_ELIMIT && !strcmp(last_msg(), "more than 0 tokens"),
+	       "parse_buf: no array at all");
+	r = te_json_parse_buf(&doc, "t.json", "7", 1, NULL, few, 1, sink_reset());
+	TAP_OK(r == 0 && doc.ntok == 1 && few[0].type == TE_JSON_NUMBER,
+	       "parse_buf: scalar root in one token");
+	te_json_free(&doc);
+}
+
 static void test_strings(void)
 {
 	const char *text = "[\"a\\\"b\\\\c\\/d\\b\\f\\n\\r\\t\", "
@@ -490,7 +555,26 @@ static void test_strings(void)
 	TAP_OK(te_json_streq(&doc, 5, ""), "streq of empty");
 	TAP_OK(!te_json_streq(&doc, 6, "5"), "streq of a number is false");
 	TAP_OK(te_json_streq(&doc, 7, "\xe2\x82\xac\xe2\x82\xac"), "streq raw UTF-8");
+	memset(buf, 'Z', sizeof(buf));
+	TAP_EQ_INT(te_json_bytes(&doc, 3, buf, sizeof(buf), &len), 0,
+		   "bytes: \\u0000 is a byte");
+	TAP_OK(len == 3 && !memcmp(buf, "x\0yZ", 4), "bytes: x NUL y, nothing appended");
+	TAP_EQ_INT(te_json_bytes(&doc, 4, buf, 6, &len), 0, "bytes: exactly fits");
+	TAP_OK(len == 6 && !memcmp(buf, "h\xc3\xa9llo", 6), "bytes: content");
+	TAP_EQ_INT(te_json_bytes(&doc, 4, buf, 5, &len), -TE_ENOSPACE,
+		   "bytes: one short");
+	TAP_EQ_INT(len, 6, "bytes: needed length on overflow");
+	TAP_EQ_INT(te_json_bytes(&doc, 5, NULL, 0, &len), 0, "bytes: empty in 0");
+	TAP_EQ_INT(te_json_bytes(&doc, 6, buf, sizeof(buf), NULL), -TE_EMALFORMED,
+		   "bytes: a number is not a string");
 	te_json_free(&doc);
+	TAP_OK(te_json_utf8_valid("", 0) && te_json_utf8_valid("a\0b", 3) &&
+	       te_json_utf8_valid("\xf0\x9f\x98\x80\xc3\xa9", 6),
+	       "utf8_valid: empty, NUL, 4- and 2-byte sequences");
+	TAP_OK(!te_json_utf8_valid("\xc3", 1) && !te_json_utf8_valid("\xc0\x80", 2) &&
+	       !te_json_utf8_valid("\xed\xa0\x80", 3) &&
+	       !te_json_utf8_valid("a\xff", 2) && !te_json_utf8_valid("\xf4\x90\x80\x80", 4),
+	       "utf8_valid: truncated, overlong, surrogate, 0xff, past U+10FFFF");
 }
 
 static void test_numbers(void)
@@ -854,6 +938,24 @@ static void test_writer(void)
 	TAP_OK(small[4] == 'Z', "escape overflow stays in bounds");
 	te_jw_init(&w, NULL, 0);
 	TAP_EQ_INT(te_jw_finish(&w), -TE_ENOSPACE, "cap 0 cannot hold the NUL");
+	te_jw_init(&w, buf, sizeof(buf));
+	te_jw_obj_open(&w);
+	te_jw_keyn(&w, "a\"bc", 2);
+	te_jw_base64(&w, "foob", 4);
+	te_jw_keyn(&w, "", 0);
+	te_jw_base64(&w, "", 0);
+	te_jw_obj_close(&w);
+	TAP_EQ_INT(te_jw_finish(&w), 0, "keyn and base64");
+	TAP_EQ_STR(buf, "{\"a\\\"\":\"Zm9vYg==\",\"\":\"\"}", "keyn and base64 text");
+	memset(small, 'Z', sizeof(small));
+	te_jw_init(&w, small, 10);
+	te_jw_base64(&w, "foobar", 6); /* "Zm9vYmFy" + quotes + NUL = 11 */
+	TAP_EQ_INT(te_jw_finish(&w), -TE_ENOSPACE, "base64 does not fit");
+	TAP_OK(w.len == 0 && small[0] == 0 && small[10] == 'Z', "base64: all or nothing");
+	te_jw_init(&w, small, 11);
+	te_jw_base64(&w, "foobar", 6);
+	TAP_EQ_INT(te_jw_finish(&w), 0, "base64 exactly fits");
+	TAP_EQ_STR(small, "\"Zm9vYmFy\"", "base64 exact text");
 }
 
 static void test_round_trip(void)
@@ -900,6 +1002,7 @@ int main(void)
 	test_scalar_errors();
 	test_limits();
 	test_duplicates();
+	test_parse_buf();
 	test_strings();
 	test_numbers();
 	test_lookup();
