@@ -1,6 +1,7 @@
 """Messages between modules through the rings: real processes, real namespaces."""
 import re
 import signal
+import subprocess
 import time
 
 from conftest import BIN, FAST_CONFIG, Runtime, manifest, sh_module, write_json
