@@ -51,6 +51,7 @@ int main(void)
 	replay_mode("config");
 	replay_mode("manifest");
 	replay_mode("record");
+	replay_mode("ctl");
 	replay_mode("ring");
 	replay_mode("route");
 	return tap_done();

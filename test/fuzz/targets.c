@@ -1,5 +1,5 @@
 /* Fuzz targets, one binary with modes (as crun's):
- * TE_FUZZ=json|config|manifest|record|ring|route.
+ * TE_FUZZ=json|config|manifest|record|ctl|ring|route.
  *
  * Built two ways: with clang -fsanitize=fuzzer for `make fuzz`, and with
  * test/fuzz/replay.c as a plain ASan+UBSan program that `make test` runs
@@ -100,6 +100,7 @@ static const struct {
 	{ "config", fuzz_config },
 	{ "manifest", fuzz_manifest },
 	{ "record", te_fuzz_record },
+	{ "ctl", te_fuzz_ctl },
 	{ "ring", te_fuzz_ring },
 	{ "route", te_fuzz_route },
 };
@@ -121,7 +122,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *mode = getenv("TE_FUZZ");
 
 	if (mode && te_fuzz_set_mode(mode) < 0) {
-		fprintf(stderr, "TE_FUZZ=%s: expected json, config, manifest, record, ring or route\n", mode);
+		fprintf(stderr, "TE_FUZZ=%s: expected json, config, manifest, record, ctl, ring or route\n", mode);
 		exit(2);
 	}
 	return 0;
