@@ -694,16 +694,7 @@ static int tokenize(struct parse *P, jsmntok_t **out, unsigned *n)
 
 static int key_cmp(const struct te_json_doc *doc, uint32_t x, uint32_t y)
 {
-	struct te_json_ustr a, b;
-	int ca, cb;
-
-	te_json_ustr_init(&a, doc, x);
-	te_json_ustr_init(&b, doc, y);
-	do {
-		ca = te_json_ustr_get(&a);
-		cb = te_json_ustr_get(&b);
-	} while (ca == cb && ca >= 0);
-	return ca - cb;
+	return te_json_tok_strcmp(doc, x, doc, y);
 }
 
 /* Stable bottom-up merge sort of key token indices; returns the buffer

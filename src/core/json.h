@@ -115,6 +115,12 @@ char *te_json_strdup(const struct te_json_doc *doc, unsigned t, int *err);
 /* Does string token t (unescaped) equal s? False for non-strings. */
 bool te_json_streq(const struct te_json_doc *doc, unsigned t, const char *s);
 
+/* Compare string tokens ta of a and tb of b (the documents may differ)
+ * byte by byte, unescaped: < 0, 0 or > 0 as strcmp. Both must be strings
+ * (keys are). */
+int te_json_tok_strcmp(const struct te_json_doc *a, unsigned ta,
+		       const struct te_json_doc *b, unsigned tb);
+
 /* Integer value: a number token with no fraction or exponent, in range.
  * -TE_EMALFORMED if not an integer number, -ERANGE if out of int64 range. */
 int te_json_int(const struct te_json_doc *doc, unsigned t, int64_t *out);
@@ -181,6 +187,9 @@ void te_jw_obj_close(struct te_jw *w);
 void te_jw_arr_open(struct te_jw *w);
 void te_jw_arr_close(struct te_jw *w);
 void te_jw_key(struct te_jw *w, const char *key);
+/* A key that is already a valid JSON string, quotes included (a string
+ * token's span from its opening quote), copied verbatim. */
+void te_jw_key_raw(struct te_jw *w, const char *json, size_t n);
 /* Strings are escaped (", \, control characters); bytes that are not valid
  * UTF-8 are written as U+FFFD so the output is always valid JSON. */
 void te_jw_str(struct te_jw *w, const char *s);

@@ -1,4 +1,4 @@
-/* Private to json.c and json_write.c. */
+/* Private to the JSON code (json*.c). */
 #ifndef TE_JSON_INT_H
 #define TE_JSON_INT_H
 
