@@ -128,7 +128,7 @@ $(BUILD)/host/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 $(HOST_LIB): $(HOST_OBJS)
 	@rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/test/%: test/unit/%.c test/unit/tap.h $(HOST_LIB)
+$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) -o $@ -lpthread -lm
