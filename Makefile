@@ -68,7 +68,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_
 # Fuzzing: one target binary with modes (TE_FUZZ=json|config|manifest|...).
 FUZZ_BIN := $(BUILD)/fuzz/tinyedge-fuzz
 FUZZ_SECS ?= 60
-FUZZ_MODES := json config manifest record ctl ring route
+FUZZ_MODES := json config manifest patch record ctl ring route
 FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
