@@ -265,8 +265,9 @@ void te_module_on_method(te_module *m, te_method_fn fn, void *arg);
  * the from-daemon eventfd). It is armed only by te_module_dispatch, which
  * returns with the in ring empty and the daemon asked to signal the fd, or
  * with the fd left readable (a method result waiting: see there), so the
- * loop is: poll the fd, call te_module_dispatch(m, 0), repeat. Do not read
- * it yourself. */
+ * loop is: call te_module_dispatch(m, 0), poll the fd, repeat. Dispatch
+ * first: records written before the module started (the twin always is)
+ * signal nothing. Do not read the fd yourself. */
 int te_module_fd(const te_module *m);
 
 /* Take every pending record from the in ring and hand it to its callback,
