@@ -68,7 +68,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_
 # Fuzzing: one target binary with modes (TE_FUZZ=json|config|...; FUZZ_MODES).
 FUZZ_BIN := $(BUILD)/fuzz/tinyedge-fuzz
 FUZZ_SECS ?= 60
-FUZZ_MODES := json config manifest record ring route stdio
+FUZZ_MODES := json config manifest patch record ctl ring route stdio
 FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c \
 	test/fuzz/fuzz_stdio.c
 
@@ -129,7 +129,7 @@ $(BUILD)/host/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 $(HOST_LIB): $(HOST_OBJS)
 	@rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/test/%: test/unit/%.c test/unit/tap.h $(HOST_LIB)
+$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) -o $@ -lpthread -lm

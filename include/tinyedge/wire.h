@@ -1,5 +1,6 @@
 /* tinyedge wire format, version 1: the shared-memory rings between a module
- * and the tinyedge daemon, and the message records they carry.
+ * and the tinyedge daemon, and the records they carry: messages, and the
+ * control records of module twins and direct methods.
  *
  * This header is for module authors in any language. It holds plain C99
  * structs and constants only; a foreign implementation needs nothing else
@@ -119,7 +120,81 @@
  * encoding of a given message: decoding then encoding gives the same bytes.
  * Records over the ring's limit (S / 2 - 8 bytes) cannot be sent: size the
  * rings for the largest message (a full 256 KiB body needs S >= 1 MiB; a
- * message at every limit at once, about 810 KiB, needs 2 MiB). */
+ * message at every limit at once, about 810 KiB, needs 2 MiB).
+ *
+ * ---- Record kinds ------------------------------------------------------------
+ *
+ * The first payload byte of every data record is its kind: 1
+ * (TE_WIRE_KIND_MSG) is a message as above; 2 to 8 are control records
+ * (module twins and direct methods, below); any other value is an error.
+ * Both kinds of record share a ring and keep their order in it.
+ *
+ * ---- Control records ---------------------------------------------------------
+ *
+ * A control record's payload is, again in LITTLE-ENDIAN:
+ *
+ *   struct te_wire_ctl (20 bytes)
+ *   namelen bytes of name
+ *   bodylen bytes of body
+ *
+ * and the payload ends exactly there: len = 20 + namelen + bodylen. The
+ * three reserved bytes are 0. Which fields a kind uses, and their limits:
+ *
+ *   kind               from     id         status  name        body
+ *   2  TWIN            daemon   request/0  0       empty       1..TWIN_FULL_MAX
+ *   3  DESIRED         daemon   0          0       empty       1..TWIN_MAX
+ *   4  REPORTED        module   non-zero   0       empty       1..TWIN_MAX
+ *   5  ACK             daemon   non-zero   any     empty       0..STR_MAX
+ *   6  TWIN_GET        module   non-zero   0       empty       empty
+ *   7  METHOD          daemon   non-zero   0       1..STR_MAX  0..METHOD_MAX
+ *   8  METHOD_RESULT   module   non-zero   any     empty       0..METHOD_MAX
+ *
+ * A field a kind does not use is 0 (or empty); a method name contains no
+ * NUL byte. As for messages, there is exactly one encoding of a record:
+ * decoding then encoding gives the same bytes. A record that breaks these
+ * rules, or comes from the wrong side, is a protocol error: the daemon
+ * treats it as a corrupt ring (it kills the module), the C SDK reports
+ * -EPROTO. Bodies are UTF-8 JSON text (ACK: plain text) without a
+ * terminating NUL; the daemon sends compact JSON and validates all JSON it
+ * receives.
+ *
+ * Module twin. A twin has two JSON objects: desired (written by the cloud
+ * or `tinyedge twin NAME --desired`) and reported (written by the module),
+ * each with an integer "$version" member that grows with every change.
+ * Each is at most TE_WIRE_TWIN_MAX bytes as compact JSON, "$version"
+ * included, and at most 10 levels deep.
+ *   - TWIN: the whole twin, body {"desired":{...},"reported":{...}}. The
+ *     daemon writes one with id 0 as the first record of the in ring every
+ *     time it starts the module, before any message; and one carrying the
+ *     request's id in answer to each TWIN_GET. It replaces all the module
+ *     knew of its twin.
+ *   - DESIRED: a desired-properties patch, an object with the members that
+ *     changed and the new "$version", in JSON merge-patch form (RFC 7396: a
+ *     null member was deleted, an object merges recursively, any other
+ *     value replaces). The daemon sends each change once, in version order,
+ *     and none older than the last TWIN it sent.
+ *   - REPORTED: a reported-properties patch (a JSON object in merge-patch
+ *     form; the daemon assigns "$version"). id is chosen by the module,
+ *     non-zero; the daemon applies the patch at once and answers with an
+ *     ACK with the same id and status 200 (applied), 400 (not a JSON
+ *     object, deeper than 10 levels, or a key Azure refuses: "$version",
+ *     a key with '$', '.', a space or a control character, or one over
+ *     1 KiB) or 413 (the reported document would exceed TE_WIRE_TWIN_MAX);
+ *     body empty, or a one-line reason. REPORTEDs are acknowledged in
+ *     order.
+ *   - TWIN_GET: ask for the whole twin; answered by a TWIN with its id.
+ *
+ * Direct methods. The daemon delivers a call as METHOD: id (chosen by the
+ * daemon, non-zero), name = the method name, body = the JSON payload
+ * (empty means null). The module answers each call with exactly one
+ * METHOD_RESULT: the call's id, the status (a signed 32-bit value in two's
+ * complement, as Azure's; 200 for success, 404 no such method, 500 the
+ * method failed, 501 no method handler) and the JSON payload (empty means
+ * null). Results may come in any order relative to the module's other
+ * records. The daemon may give up waiting (the call's timeout); a late
+ * result is then discarded. A payload at TE_WIRE_METHOD_MAX needs
+ * S >= 512 KiB; with smaller rings a record is limited to S / 2 - 8 bytes
+ * as any other (the daemon refuses a larger call with 413). */
 #ifndef TINYEDGE_WIRE_H
 #define TINYEDGE_WIRE_H
 
@@ -215,5 +290,38 @@ struct te_wire_msg {
 };
 
 #define TE_WIRE_MSG_HDR 12u
+
+/* Control records (te_wire_ctl.kind). */
+#define TE_WIRE_KIND_TWIN 2u           /* daemon -> module: the whole twin */
+#define TE_WIRE_KIND_DESIRED 3u        /* daemon -> module: desired patch */
+#define TE_WIRE_KIND_REPORTED 4u       /* module -> daemon: reported patch */
+#define TE_WIRE_KIND_ACK 5u            /* daemon -> module: REPORTED's outcome */
+#define TE_WIRE_KIND_TWIN_GET 6u       /* module -> daemon: send me a TWIN */
+#define TE_WIRE_KIND_METHOD 7u         /* daemon -> module: a direct method call */
+#define TE_WIRE_KIND_METHOD_RESULT 8u  /* module -> daemon: its answer */
+
+#define TE_WIRE_TWIN_MAX (32u * 1024)  /* bytes of desired, reported or a patch */
+#define TE_WIRE_TWIN_FULL_MAX (2 * TE_WIRE_TWIN_MAX + 64)  /* bytes of a TWIN body */
+#define TE_WIRE_METHOD_MAX (128u * 1024)  /* bytes of a method payload or result */
+
+/* te_wire_ctl.status of ACK and METHOD_RESULT (HTTP's meanings). */
+#define TE_WIRE_STATUS_OK 200u
+#define TE_WIRE_STATUS_BAD_REQUEST 400u
+#define TE_WIRE_STATUS_NOT_FOUND 404u
+#define TE_WIRE_STATUS_TOO_LARGE 413u
+#define TE_WIRE_STATUS_ERROR 500u
+#define TE_WIRE_STATUS_NOT_IMPLEMENTED 501u
+
+/* The start of a control payload; every field little-endian. */
+struct te_wire_ctl {
+	uint8_t kind;         /* TE_WIRE_KIND_TWIN .. TE_WIRE_KIND_METHOD_RESULT */
+	uint8_t reserved[3];  /* 0 */
+	uint32_t id;          /* request id (see the table above) */
+	uint32_t status;      /* ACK and METHOD_RESULT; else 0 */
+	uint32_t namelen;     /* METHOD: 1..TE_WIRE_STR_MAX; else 0 */
+	uint32_t bodylen;     /* per kind, see the table above */
+};
+
+#define TE_WIRE_CTL_HDR 20u
 
 #endif

@@ -142,6 +142,11 @@ bool te_json_streq(const struct te_json_doc *doc, unsigned t, const char *s);
 /* Is s[0..n) valid UTF-8 (no overlong forms, surrogates or code points
  * past U+10FFFF)? NUL bytes are valid. */
 bool te_json_utf8_valid(const void *s, size_t n);
+/* Compare string tokens ta of a and tb of b (the documents may differ)
+ * byte by byte, unescaped: < 0, 0 or > 0 as strcmp. Both must be strings
+ * (keys are). */
+int te_json_tok_strcmp(const struct te_json_doc *a, unsigned ta,
+		       const struct te_json_doc *b, unsigned tb);
 
 /* Integer value: a number token with no fraction or exponent, in range.
  * -TE_EMALFORMED if not an integer number, -ERANGE if out of int64 range. */
@@ -210,6 +215,9 @@ void te_jw_arr_open(struct te_jw *w);
 void te_jw_arr_close(struct te_jw *w);
 void te_jw_key(struct te_jw *w, const char *key);
 void te_jw_keyn(struct te_jw *w, const char *key, size_t n);
+/* A key that is already a valid JSON string, quotes included (a string
+ * token's span from its opening quote), copied verbatim. */
+void te_jw_key_raw(struct te_jw *w, const char *json, size_t n);
 /* Strings are escaped (", \, control characters); bytes that are not valid
  * UTF-8 are written as U+FFFD so the output is always valid JSON. */
 void te_jw_str(struct te_jw *w, const char *s);

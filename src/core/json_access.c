@@ -155,6 +155,21 @@ bool te_json_utf8_valid(const void *s, size_t n)
 	return true;
 }
 
+int te_json_tok_strcmp(const struct te_json_doc *a, unsigned ta,
+		       const struct te_json_doc *b, unsigned tb)
+{
+	struct te_json_ustr ua, ub;
+	int ca, cb;
+
+	te_json_ustr_init(&ua, a, ta);
+	te_json_ustr_init(&ub, b, tb);
+	do {
+		ca = te_json_ustr_get(&ua);
+		cb = te_json_ustr_get(&ub);
+	} while (ca == cb && ca >= 0);
+	return ca - cb;
+}
+
 int te_json_int(const struct te_json_doc *doc, unsigned t, int64_t *out)
 {
 	const char *s, *e;

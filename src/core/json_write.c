@@ -142,25 +142,42 @@ static void jw_string(struct te_jw *w, const char *str, size_t n)
 	jw_put(w, "\"", 1);
 }
 
-void te_jw_keyn(struct te_jw *w, const char *key, size_t n)
+/* Position for a key (given: the caller has one): inside an object, with
+ * no key pending; writes the comma. */
+static bool jw_key(struct te_jw *w, bool given)
 {
 	if (w->err)
-		return;
-	if (!key || !w->depth || !(w->is_obj & jw_bit(w)) || w->after_key) {
+		return false;
+	if (!given || !w->depth || !(w->is_obj & jw_bit(w)) || w->after_key) {
 		jw_misuse(w);
-		return;
+		return false;
 	}
 	if (w->comma & jw_bit(w))
 		jw_put(w, ",", 1);
 	w->comma |= jw_bit(w);
+	w->after_key = true;
+	return !w->err;
+}
+
+void te_jw_keyn(struct te_jw *w, const char *key, size_t n)
+{
+	if (!jw_key(w, key != NULL))
+		return;
 	jw_string(w, key, n);
 	jw_put(w, ":", 1);
-	w->after_key = true;
 }
 
 void te_jw_key(struct te_jw *w, const char *key)
 {
 	te_jw_keyn(w, key, key ? strlen(key) : 0);
+}
+
+void te_jw_key_raw(struct te_jw *w, const char *json, size_t n)
+{
+	if (!jw_key(w, json != NULL))
+		return;
+	jw_put(w, json, n);
+	jw_put(w, ":", 1);
 }
 
 void te_jw_strn(struct te_jw *w, const char *s, size_t n)

@@ -1,10 +1,13 @@
-/* Message records (wire.h; the format is include/tinyedge/wire.h).
+/* Message and control records (wire.h; the format is
+ * include/tinyedge/wire.h).
  *
- * Decoding reserves the body at the end of the buffer first (its length is
- * in the fixed header), so the strings are parsed inside a region that is
- * already known to lie within the buffer, and must fill it exactly. Every
- * multi-byte field is read with explicit little-endian byte loads: no
- * alignment or host byte order assumed. */
+ * Decoding a message reserves the body at the end of the buffer first (its
+ * length is in the fixed header), so the strings are parsed inside a region
+ * that is already known to lie within the buffer, and must fill it exactly.
+ * A control record's two lengths are added up in 64 bits, so the sum cannot
+ * wrap whatever they hold. Every multi-byte field is read
+ * with explicit little-endian byte loads: no alignment or host byte order
+ * assumed. */
 #include <string.h>
 
 #include "core/err.h"
@@ -31,6 +34,7 @@ _Static_assert(TE_MSG_BODY_MAX == TE_WIRE_BODY_MAX &&
 _Static_assert(TE_WIRE_STR_MAX <= 0xffff && TE_WIRE_PROPS_MAX <= 0xffff,
 	       "lengths fit their fields");
 _Static_assert(sizeof(struct te_wire_msg) == HDR, "message header size");
+_Static_assert(sizeof(struct te_wire_ctl) == TE_WIRE_CTL_HDR, "control header size");
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -222,4 +226,116 @@ int te_msg_decode(const void *buf, size_t len, struct te_msg *out,
 		err = -TE_EMALFORMED;  /* bytes between the strings and the body */
 	out->props = props;
 	return err;
+}
+
+/* ---- control records ------------------------------------------------------- */
+
+#define CTL_HDR TE_WIRE_CTL_HDR
+
+enum { ID_ZERO, ID_ANY, ID_SET };
+
+/* The fields each control kind uses (the table in tinyedge/wire.h). */
+static const struct ctl_rule {
+	uint8_t id;          /* ID_*: what id may be */
+	bool status;         /* status may be non-zero */
+	bool name;           /* a name is required (else none) */
+	bool body;           /* a body is required (else optional) */
+	uint32_t body_max;
+} ctl_rules[] = {
+	[TE_WIRE_KIND_TWIN] = { ID_ANY, false, false, true, TE_WIRE_TWIN_FULL_MAX },
+	[TE_WIRE_KIND_DESIRED] = { ID_ZERO, false, false, true, TE_WIRE_TWIN_MAX },
+	[TE_WIRE_KIND_REPORTED] = { ID_SET, false, false, true, TE_WIRE_TWIN_MAX },
+	[TE_WIRE_KIND_ACK] = { ID_SET, true, false, false, TE_WIRE_STR_MAX },
+	[TE_WIRE_KIND_TWIN_GET] = { ID_SET, false, false, false, 0 },
+	[TE_WIRE_KIND_METHOD] = { ID_SET, false, true, false, TE_WIRE_METHOD_MAX },
+	[TE_WIRE_KIND_METHOD_RESULT] = { ID_SET, true, false, false, TE_WIRE_METHOD_MAX },
+};
+
+static const struct ctl_rule *ctl_rule(unsigned kind)
+{
+	if (kind < TE_WIRE_KIND_TWIN || kind > TE_WIRE_KIND_METHOD_RESULT)
+		return NULL;
+	return &ctl_rules[kind];
+}
+
+int te_wire_kind(const void *payload, size_t len)
+{
+	return len ? *(const uint8_t *)payload : -TE_EMALFORMED;
+}
+
+/* The lengths within the limits: any name, and the body of a kind that
+ * has one (a body where none belongs is a field rule). r is c's rule. */
+static int ctl_limits(const struct te_ctlrec *c, const struct ctl_rule *r)
+{
+	if (c->name.n > TE_WIRE_STR_MAX || (r->body_max && c->bodylen > r->body_max))
+		return -TE_ELIMIT;
+	return 0;
+}
+
+/* The kind's field rules, on pointers that cover the lengths. */
+static int ctl_fields(const struct te_ctlrec *c, const struct ctl_rule *r)
+{
+	if ((r->id == ID_ZERO && c->id) || (r->id == ID_SET && !c->id) ||
+	    (!r->status && c->status) || !r->name != !c->name.n ||
+	    (r->body && !c->bodylen) || (!r->body_max && c->bodylen))
+		return -TE_EINVALID;
+	if (c->name.n && memchr(c->name.p, 0, c->name.n))
+		return -TE_EINVALID;
+	return 0;
+}
+
+int te_ctlrec_encode(const struct te_ctlrec *c, void *buf, size_t cap, size_t *len)
+{
+	const struct ctl_rule *r = ctl_rule(c->kind);
+	uint8_t *p = buf;
+	int err;
+
+	if (!r)
+		return -TE_EINVALID;
+	err = ctl_limits(c, r);
+	if (err)
+		return err;
+	if ((!c->name.p && c->name.n) || (!c->body && c->bodylen))
+		return -TE_EINVALID;
+	err = ctl_fields(c, r);
+	if (err)
+		return err;
+	*len = CTL_HDR + (size_t)c->name.n + c->bodylen;
+	if (*len > cap)
+		return -TE_ENOSPACE;
+	p[0] = (uint8_t)c->kind;
+	p[1] = p[2] = p[3] = 0;
+	put32(p + 4, c->id);
+	put32(p + 8, c->status);
+	put32(p + 12, c->name.n);
+	put32(p + 16, c->bodylen);
+	if (c->name.n)
+		memcpy(p + CTL_HDR, c->name.p, c->name.n);
+	if (c->bodylen)
+		memcpy(p + CTL_HDR + c->name.n, c->body, c->bodylen);
+	return 0;
+}
+
+int te_ctlrec_decode(const void *buf, size_t len, struct te_ctlrec *out)
+{
+	const uint8_t *b = buf;
+	const struct ctl_rule *r;
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if (len < CTL_HDR || !(r = ctl_rule(b[0])) || b[1] || b[2] || b[3])
+		return -TE_EMALFORMED;
+	out->kind = b[0];
+	out->id = get32(b + 4);
+	out->status = get32(b + 8);
+	out->name.n = get32(b + 12);
+	out->bodylen = get32(b + 16);
+	err = ctl_limits(out, r);
+	if (err)
+		return err;
+	if (len - CTL_HDR != (uint64_t)out->name.n + out->bodylen)
+		return -TE_EMALFORMED;  /* 64 bits: no wrap where size_t has 32 */
+	out->name.p = (const char *)b + CTL_HDR;
+	out->body = b + CTL_HDR + out->name.n;
+	return ctl_fields(out, r) ? -TE_EMALFORMED : 0;
 }

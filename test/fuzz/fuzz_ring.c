@@ -1,8 +1,9 @@
-/* Fuzz targets for the rings and message records (hub/ring.c, hub/wire.c).
+/* Fuzz targets for the rings and records (hub/ring.c, hub/wire.c).
  *
- *   te_fuzz_record: the bytes are one record payload. A decodable record
+ *   te_fuzz_record: the bytes are one message payload. A decodable record
  *     must be a view inside the bytes, re-encode to the very same bytes
  *     (the encoding is canonical) and decode again to the same view.
+ *   te_fuzz_ctl: the same for one control record (twins, methods).
  *   te_fuzz_ring: the bytes are what a hostile module leaves in a small
  *     ringset (see ring_image below); the daemon's consumer, the module's
  *     zero-copy consumer and the daemon's producer then run over it. They
@@ -86,6 +87,35 @@ void te_fuzz_record(const uint8_t *data, size_t n)
 	if (te_msg_encode(&m, enc, n, &len) != 0 || len != n || memcmp(enc, data, n))
 		abort();  /* not canonical */
 	if (te_msg_decode(enc, n, &m2, props2, TE_MSG_PROPS_MAX) != 0 || !msg_same(&m, &m2))
+		abort();
+	free(enc);
+}
+
+static bool ctl_same(const struct te_ctlrec *a, const struct te_ctlrec *b)
+{
+	return a->kind == b->kind && a->id == b->id && a->status == b->status &&
+	       str_same(a->name, b->name) && a->bodylen == b->bodylen &&
+	       (!a->bodylen || memcmp(a->body, b->body, a->bodylen) == 0);
+}
+
+void te_fuzz_ctl(const uint8_t *data, size_t n)
+{
+	struct te_ctlrec c, c2;
+	uint8_t *enc;
+	size_t len = 0;
+
+	if (te_ctlrec_decode(data, n, &c) != 0)
+		return;
+	if (te_wire_kind(data, n) != (int)c.kind || c.kind == TE_WIRE_KIND_MSG)
+		abort();
+	check_in(c.name.p, c.name.n, data, n);
+	check_in(c.body, c.bodylen, data, n);
+	enc = malloc(n);  /* exactly n: a longer encoding would overflow it */
+	if (!enc)
+		abort();
+	if (te_ctlrec_encode(&c, enc, n, &len) != 0 || len != n || memcmp(enc, data, n))
+		abort();  /* not canonical */
+	if (te_ctlrec_decode(enc, n, &c2) != 0 || !ctl_same(&c, &c2))
 		abort();
 	free(enc);
 }

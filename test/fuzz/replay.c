@@ -50,7 +50,9 @@ int main(void)
 	replay_mode("json");
 	replay_mode("config");
 	replay_mode("manifest");
+	replay_mode("patch");
 	replay_mode("record");
+	replay_mode("ctl");
 	replay_mode("ring");
 	replay_mode("route");
 	replay_mode("stdio");

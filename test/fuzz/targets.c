@@ -1,5 +1,5 @@
 /* Fuzz targets, one binary with modes (as crun's):
- * TE_FUZZ=json|config|manifest|record|ring|route|stdio.
+ * TE_FUZZ=json|config|manifest|patch|record|ctl|ring|route|stdio.
  *
  * Built two ways: with clang -fsanitize=fuzzer for `make fuzz`, and with
  * test/fuzz/replay.c as a plain ASan+UBSan program that `make test` runs
@@ -16,6 +16,7 @@
 #include "core/config.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/json_patch.h"
 #include "fuzz.h"
 
 /* A valid document's tokens must read back and re-serialize as valid JSON. */
@@ -92,6 +93,44 @@ static void fuzz_manifest(const uint8_t *data, size_t n)
 	close(fd);
 }
 
+/* The bytes are a document, a NUL, a patch (no NUL: the patch alone, over
+ * {}). A merged result must be valid JSON within the depth limit, and
+ * merging the same patch again must change nothing (RFC 7396 merges are
+ * idempotent). */
+static void fuzz_patch(const uint8_t *data, size_t n)
+{
+	static char out[1 << 17], again[1 << 17];
+	const char *doc = "{}", *patch = (const char *)data;
+	const uint8_t *nul = memchr(data, 0, n);
+	size_t dlen = 2, plen = n, len, len2;
+	struct te_json_limits lim = te_json_default_limits;
+	struct te_diag diag = { 0 };
+	struct te_json_doc res;
+	int r;
+
+	if (nul) {
+		doc = (const char *)data;
+		dlen = (size_t)(nul - data);
+		patch = (const char *)nul + 1;
+		plen = n - dlen - 1;
+	}
+	r = te_json_merge_patch(doc, dlen, patch, plen, out, sizeof(out), &len, NULL, 0);
+	if (r && r != -TE_EMALFORMED && r != -TE_ELIMIT && r != -TE_EINVALID &&
+	    r != -TE_ENOSPACE)
+		abort();
+	if (r)
+		return;
+	lim.max_depth = TE_JSON_PATCH_DEPTH;
+	if (len != strlen(out) || te_json_parse(&res, "result", out, len, &lim, &diag))
+		abort();  /* not JSON, or deeper than its inputs */
+	te_json_free(&res);
+	r = te_json_merge_patch(out, len, patch, plen, again, sizeof(again), &len2, NULL, 0);
+	if (r == -TE_ENOSPACE || r == -TE_ELIMIT)
+		return;  /* the result outgrew an input limit */
+	if (r || len2 != len || memcmp(again, out, len))
+		abort();  /* not idempotent */
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(const uint8_t *data, size_t n);
@@ -99,7 +138,9 @@ static const struct {
 	{ "json", fuzz_json },
 	{ "config", fuzz_config },
 	{ "manifest", fuzz_manifest },
+	{ "patch", fuzz_patch },
 	{ "record", te_fuzz_record },
+	{ "ctl", te_fuzz_ctl },
 	{ "ring", te_fuzz_ring },
 	{ "route", te_fuzz_route },
 	{ "stdio", te_fuzz_stdio },
@@ -122,7 +163,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *mode = getenv("TE_FUZZ");
 
 	if (mode && te_fuzz_set_mode(mode) < 0) {
-		fprintf(stderr, "TE_FUZZ=%s: expected json, config, manifest, record, ring, route or stdio\n", mode);
+		fprintf(stderr, "TE_FUZZ=%s: expected json, config, manifest, patch, record, ctl, ring, route or stdio\n", mode);
 		exit(2);
 	}
 	return 0;

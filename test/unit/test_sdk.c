@@ -1,130 +1,19 @@
-/* The module SDK (sdk/module.c).
+/* The module SDK (sdk/module.c): messages. Twins and direct methods are
+ * test_sdk_twin.c.
  *
- * The test process plays the daemon: it creates a ringset and two
- * eventfds, then forks a child that puts them at fds 3, 4, 5, sets the
- * module environment and runs SDK code. The child reports through its exit
- * status (0 = all its checks held; it prints the failed one as a TAP
- * comment); the parent reads and writes the rings with the daemon's calls
- * and checks every record. Validation and error paths run in-process, with
- * the parent as both sides (fds 200, 201, 202). */
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
+ * The test process plays the daemon (sdk_daemon.h): streaming tests fork
+ * a module process and read and write the rings with the daemon's calls,
+ * checking every record; validation and error paths run in-process, with
+ * the parent as both sides. */
 #include <sched.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <unistd.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 
 #include "core/err.h"
-#include "hub/ring.h"
 #include "hub/wire.h"
-#include "tinyedge/module.h"
+#include "sdk_daemon.h"
 #include "tap.h"
 
-#define WAIT_MS 5000   /* a hang guard, never a timing assertion */
-#define FD_BASE 200    /* in-process tests put the module's fds here */
-
 /* ---- helpers ------------------------------------------------------------- */
-
-struct daemon {
-	struct te_ringset rs;
-	int memfd;
-	int efd_to_daemon;   /* the module writes it */
-	int efd_to_module;   /* we write it */
-};
-
-static int daemon_init(struct daemon *d, size_t ring)
-{
-	int err = te_ring_create(ring, &d->rs, &d->memfd);
-
-	if (err)
-		return err;
-	d->efd_to_daemon = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	d->efd_to_module = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	return d->efd_to_daemon < 0 || d->efd_to_module < 0 ? -errno : 0;
-}
-
-static void daemon_fini(struct daemon *d)
-{
-	te_ring_close(&d->rs);
-	close(d->memfd);
-	close(d->efd_to_daemon);
-	close(d->efd_to_module);
-}
-
-/* Place the daemon's three fds at base, base + 1, base + 2 (via high
- * copies first, so that no source is clobbered by an earlier dup2). */
-static void fds_place(const struct daemon *d, int base)
-{
-	int a = fcntl(d->memfd, F_DUPFD, 500);
-	int b = fcntl(d->efd_to_daemon, F_DUPFD, 500);
-	int c = fcntl(d->efd_to_module, F_DUPFD, 500);
-
-	dup2(a, base);
-	dup2(b, base + 1);
-	dup2(c, base + 2);
-	close(a);
-	close(b);
-	close(c);
-}
-
-static void fds_unplace(int base)
-{
-	close(base);
-	close(base + 1);
-	close(base + 2);
-}
-
-static pid_t module_spawn(const struct daemon *d, int (*fn)(void *), void *arg)
-{
-	pid_t pid;
-
-	fflush(stdout);
-	pid = fork();
-	if (pid != 0)
-		return pid;
-	fds_place(d, 3);
-	setenv("TINYEDGE_IPC_FD", "3", 1);
-	setenv("IOTEDGE_MODULEID", "child", 1);
-	unsetenv("TINYEDGE_NOTIFY_FD");
-	exit(fn(arg));
-}
-
-/* Exit status, or 128 + signal. A child still running after WAIT_MS is
- * stuck (say, retrying a send nobody will drain): kill it, so a broken
- * SDK fails the test instead of hanging it. */
-static int module_reap(pid_t pid)
-{
-	int st = 0;
-	pid_t got = 0;
-
-	if (pid < 0)
-		return -1;
-	for (int ms = 0; ms < WAIT_MS && (got = waitpid(pid, &st, WNOHANG)) == 0; ms++)
-		usleep(1000);
-	if (got == 0) {
-		printf("# child %d stuck: killed\n", (int)pid);
-		kill(pid, SIGKILL);
-		got = waitpid(pid, &st, 0);
-	}
-	if (got != pid)
-		return -1;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-#define CHILD_CHECK(cond, code)                                                 \
-	do {                                                                    \
-		if (!(cond)) {                                                  \
-			printf("# child: %s:%d: %s\n", __FILE__, __LINE__,      \
-			       #cond);                                          \
-			fflush(stdout);                                         \
-			_exit(code);                                            \
-		}                                                               \
-	} while (0)
 
 static uint32_t hash32(uint32_t x)
 {
@@ -160,35 +49,16 @@ static bool str_is(const struct te_str *s, const char *c)
 	return s->p && s->n == strlen(c) && memcmp(s->p, c, s->n) == 0;
 }
 
-static bool cstr_is(const char *a, const char *b)
-{
-	return a && b ? strcmp(a, b) == 0 : a == b;
-}
-
 /* The next record of the module's out ring, decoded into m (views into
- * buf). Sleeps on the eventfd with the wakeup protocol when the ring is
- * empty. 1, 0 on timeout, or a negative code. */
+ * buf). 1, 0 on timeout, or a negative code. */
 static int daemon_recv(struct daemon *d, uint8_t *buf, uint32_t cap,
 		       struct te_msg *m, struct te_prop *props)
 {
-	struct te_ring *rx = te_ringset_rx(&d->rs);
-	struct pollfd pfd = { .fd = d->efd_to_daemon, .events = POLLIN };
-	uint64_t v;
 	uint32_t len;
-	int got;
+	int got = daemon_read(d, buf, cap, &len);
 
-	for (;;) {
-		got = te_ring_read_copy(rx, buf, cap, &len);
-		if (got < 0)
-			return got;
-		if (got)
-			break;
-		if (!te_ring_prepare_wait(rx))
-			continue;
-		if (poll(&pfd, 1, WAIT_MS) != 1)
-			return 0;
-		(void)!read(d->efd_to_daemon, &v, sizeof(v));
-	}
+	if (got != 1)
+		return got;
 	got = te_msg_decode(buf, len, m, props, TE_MSG_PROPS_MAX);
 	return got ? got : 1;
 }
@@ -196,13 +66,11 @@ static int daemon_recv(struct daemon *d, uint8_t *buf, uint32_t cap,
 /* Input record i, as the daemon would route it to "in1". */
 static int daemon_send_input(struct daemon *d, uint32_t i)
 {
-	struct te_ring *tx = te_ringset_tx(&d->rs);
 	char mid[32], cid[32], keys[4][16], vals[4][16];
 	uint8_t body[512], buf[2048];
 	struct te_prop props[4];
 	struct te_msg m;
 	size_t len;
-	void *p;
 
 	memset(&m, 0, sizeof(m));
 	m.origin = TE_ORIGIN_MODULE;
@@ -226,20 +94,7 @@ static int daemon_send_input(struct daemon *d, uint32_t i)
 	m.body = body;
 	if (te_msg_encode(&m, buf, sizeof(buf), &len))
 		return -EINVAL;
-	p = te_ring_reserve(tx, (uint32_t)len);
-	if (!p)
-		return -EAGAIN;
-	memcpy(p, buf, len);
-	te_ring_commit(tx);
-	return 0;
-}
-
-static void daemon_wake_module(struct daemon *d)
-{
-	uint64_t one = 1;
-
-	if (te_ring_needs_wakeup(te_ringset_tx(&d->rs)))
-		(void)!write(d->efd_to_module, &one, sizeof(one));
+	return daemon_put(d, buf, len);
 }
 
 /* Module message i of the send test. */
@@ -443,25 +298,6 @@ static void test_echo(void)
 
 /* ---- 3: a full out ring --------------------------------------------------------- */
 
-struct sync {
-	int up[2];     /* child -> parent */
-	int down[2];   /* parent -> child */
-};
-
-/* A pipe away from the fds the child's dup2s overwrite. */
-static int pipe_high(int p[2])
-{
-	int q[2];
-
-	if (pipe(q) < 0)
-		return -errno;
-	p[0] = fcntl(q[0], F_DUPFD_CLOEXEC, 300);
-	p[1] = fcntl(q[1], F_DUPFD, 300);
-	close(q[0]);
-	close(q[1]);
-	return p[0] < 0 || p[1] < 0 ? -EMFILE : 0;
-}
-
 static int child_full(void *arg)
 {
 	struct sync *s = arg;
@@ -604,35 +440,6 @@ static void on_seen(te_module *m, const struct te_message *in, void *arg)
 		       cstr_is(in->props[1].key, "k1") &&
 		       cstr_is(in->props[1].value, "v7_1") &&
 		       body_ok(7, in->body, in->body_len, 300);
-}
-
-static te_module *open_here(struct daemon *d, size_t ring)
-{
-	char base[16];
-	te_module *m = NULL;
-
-	if (daemon_init(d, ring))
-		return NULL;
-	fds_place(d, FD_BASE);
-	snprintf(base, sizeof(base), "%d", FD_BASE);
-	setenv("TINYEDGE_IPC_FD", base, 1);
-	if (te_module_open(&m))
-		return NULL;
-	return m;
-}
-
-static void close_here(struct daemon *d, te_module *m)
-{
-	te_module_close(m);
-	fds_unplace(FD_BASE);
-	daemon_fini(d);
-}
-
-static bool fd_readable(int fd)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-
-	return poll(&pfd, 1, 0) == 1;
 }
 
 static void test_send_errors(void)
