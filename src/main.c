@@ -103,6 +103,17 @@ static const struct command commands[] = {
 	  "                    contentType, contentEncoding, creationTimeUtc, ...)\n"
 	  "  --body FILE       the body from a file ('-': stdin), up to 256 KiB\n"
 	  "  --text STRING     the body from the command line" },
+	{ "call", te_cmd_call, "call NAME METHOD [PAYLOAD] [--timeout SECS]",
+	  "Invoke a direct method on a running module (its SDK method handler)\n"
+	  "and print the JSON payload it answers. PAYLOAD is JSON (default null).\n"
+	  "Exit 0 for a 2xx status, 1 for any other (the status is printed on\n"
+	  "stderr) or when it does not answer within --timeout (default 30 s)." },
+	{ "twin", te_cmd_twin, "twin NAME",
+	  "Print a module's twin as the daemon holds it:\n"
+	  "{\"desired\": {..., \"$version\": N}, \"reported\": {..., \"$version\": M}}.\n"
+	  "Desired properties come from the deployment ({NAME}[\"properties.desired\"]);\n"
+	  "reported ones from the module (te_module_twin_report). Kept in memory\n"
+	  "until the store lands: a daemon restart starts from the deployment." },
 	{ "module", te_cmd_module, "module list|NAME",
 	  "Run a built-in module (sim-sensor, filter, echo, counter, sink) in the\n"
 	  "foreground, as a deployment's module does with image /usr/bin/tinyedge\n"

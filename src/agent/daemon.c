@@ -235,6 +235,12 @@ static void on_corrupt(struct te_router *rt, struct te_port *p)
 	te_sv_kill(&the_daemon.sv, p->name, "corrupted its message ring");
 }
 
+static void on_method_result(struct te_router *rt, struct te_port *p, uint32_t id,
+			     uint32_t status, const void *body, uint32_t len)
+{
+	te_ctl_method_result(&the_daemon.ctl, p->name, id, status, body, len);
+}
+
 static void on_orphan(struct te_loop *loop, pid_t pid, int status)
 {
 	te_debug("agent", "reaped orphan %d", (int)pid);
@@ -280,6 +286,7 @@ static int daemon_serve(struct daemon *d)
 
 		te_diag_init_stderr(&diag);
 		d->router.on_corrupt = on_corrupt;
+		d->router.on_method_result = on_method_result;
 		r = te_router_set_routes(&d->router, d->manifest, &diag);
 	}
 	if (r == 0)

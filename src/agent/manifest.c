@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/json_patch.h"
 #include "core/jvalue.h"
 #include "manifest_int.h"
 
@@ -458,6 +459,27 @@ static void mf_hub(struct mf_ctx *x, unsigned obj)
 
 /* --- module twins: modulesContent.{name}["properties.desired"] --- */
 
+/* Desired properties follow IoT Hub's naming rules (core/json_patch.h):
+ * applying them as a patch to {} says whether they do. */
+static bool mf_twin_names_ok(struct mf_ctx *x, unsigned t, const char *what,
+			     const char *json, size_t n)
+{
+	char err[300], *out = malloc(n + 64);
+	size_t len;
+	int r = out ? te_json_merge_patch("{}", 2, json, n, out, n + 64, &len, err, sizeof(err))
+		    : -ENOMEM;
+
+	free(out);
+	if (r == -TE_EINVALID || r == -TE_ELIMIT) {
+		/* err is "patch:LINE:COL: reason"; the reason is what matters. */
+		const char *why = strstr(err, ": ");
+
+		mf_error(x, t, "%s[\"properties.desired\"]: %s", what, why ? why + 2 : err);
+		return false;
+	}
+	return r == 0;
+}
+
 static void mf_twin(struct mf_ctx *x, unsigned k, unsigned v)
 {
 	static const struct te_json_policy pol[] = {
@@ -489,9 +511,11 @@ static void mf_twin(struct mf_ctx *x, unsigned k, unsigned v)
 		return;
 	}
 	json = mf_alloc(x, d->end - d->start + 1);
-	if (json)
-		memcpy(json, x->doc->text + d->start, d->end - d->start);
-	ms->desired_json = json;
+	if (!json)
+		return;
+	memcpy(json, x->doc->text + d->start, d->end - d->start);
+	if (mf_twin_names_ok(x, (unsigned)tb[0], what, json, d->end - d->start))
+		ms->desired_json = json;
 }
 
 static void mf_content(struct mf_ctx *x, unsigned obj)

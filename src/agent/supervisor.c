@@ -585,6 +585,8 @@ static struct te_mod *mod_new(struct te_supervisor *sv,
 		free(md);
 		return NULL;
 	}
+	if (md->port && te_port_set_desired(md->port, spec->desired_json) < 0)
+		te_warn("agent", "module %s: invalid desired properties: ignored", md->name);
 	if (sv->cfg->logs.persist)
 		mod_persist_logs(md);
 	md->state = TE_MOD_STOPPED;
@@ -836,6 +838,10 @@ static void apply_existing(struct te_mod *md, const struct te_module_spec *ns)
 	bool want = ns->status == TE_STATUS_RUNNING;
 
 	md->spec = ns;
+	/* A desired-properties change alone reaches the module as a new twin,
+	 * without a restart. */
+	if (md->port && te_port_set_desired(md->port, ns->desired_json) < 0)
+		te_warn("agent", "module %s: invalid desired properties: ignored", md->name);
 	if (changed) {
 		env_free(md->env);
 		md->env = NULL;

@@ -23,7 +23,7 @@ int te_cli_usage_error(const struct te_cli *cli, const char *fmt, ...)
 }
 
 enum { O_STATE = 256, O_LOG, O_MODULE, O_ROUTE, O_UPSTREAM, O_JSON, O_HELP,
-       O_TAIL, O_SINCE };
+       O_TAIL, O_SINCE, O_TIMEOUT };
 
 static const struct option cli_options[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -38,6 +38,7 @@ static const struct option cli_options[] = {
 	{ "follow", no_argument, NULL, 'f' },
 	{ "tail", required_argument, NULL, O_TAIL },
 	{ "since", required_argument, NULL, O_SINCE },
+	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -49,6 +50,7 @@ static unsigned option_set(int c)
 	case O_LOG: return TE_OPT_LOG;
 	case O_JSON: return TE_OPT_JSON;
 	case 'f': case O_TAIL: case O_SINCE: return TE_OPT_LOGS;
+	case O_TIMEOUT: return TE_OPT_CALL;
 	default: return 0;
 	}
 }
@@ -77,6 +79,7 @@ static int cli_option(struct te_cli *cli, int c, const char *arg)
 	case 'f': cli->follow = true; break;
 	case O_TAIL: cli->tail = arg; break;
 	case O_SINCE: cli->since = arg; break;
+	case O_TIMEOUT: cli->timeout = arg; break;
 	case O_MODULE: return cli_push(cli, cli->modules, &cli->nmodules, "--module", arg);
 	case O_ROUTE: return cli_push(cli, cli->routes, &cli->nroutes, "--route", arg);
 	}

@@ -27,6 +27,7 @@ struct te_cli {
 	bool follow;               /* logs -f */
 	const char *tail;          /* logs --tail N */
 	const char *since;         /* logs --since DURATION */
+	const char *timeout;       /* call --timeout SECS */
 	int argc;                  /* positional arguments left */
 	char **argv;
 };
@@ -38,6 +39,7 @@ enum {
 	TE_OPT_JSON = 1u << 2,     /* --json */
 	TE_OPT_LOG = 1u << 3,      /* --log-level */
 	TE_OPT_LOGS = 1u << 4,     /* -f, --tail, --since */
+	TE_OPT_CALL = 1u << 5,     /* --timeout */
 };
 
 /* Parse argv (argv[0] is the verb). Prints "tinyedge VERB: ..." and returns

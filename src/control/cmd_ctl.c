@@ -287,6 +287,136 @@ int te_cmd_stats(int argc, char **argv)
 	return rc;
 }
 
+/* --- twin --- */
+
+int te_cmd_twin(int argc, char **argv)
+{
+	struct te_cli cli;
+	char req[512];
+	struct te_jw w;
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (te_cli_parse(&cli, argc, argv, 0) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc != 1)
+		return te_cli_usage_error(&cli, "expected one module NAME");
+	te_jw_init(&w, req, sizeof(req) - 2);
+	te_jw_obj_open(&w);
+	te_jw_kstr(&w, "cmd", "twin");
+	te_jw_kstr(&w, "module", cli.argv[0]);
+	te_jw_obj_close(&w);
+	if (te_jw_finish(&w) < 0)
+		return te_cli_usage_error(&cli, "module name too long");
+	memcpy(req + w.len, "\n", 2);
+	buf = te_ctl_call(&cli, req, &len);
+	if (!buf)
+		return TE_EXIT_FAIL;
+	rc = te_ctl_answer_error(&cli, buf, len);
+	if (rc < 0) {
+		fwrite(buf, 1, len, stdout);
+		rc = TE_EXIT_OK;
+	}
+	free(buf);
+	return rc;
+}
+
+/* --- call --- */
+
+/* Print the answer's payload; exit 0 for a 2xx status, else 1. */
+static int print_call(const struct te_cli *cli, const char *buf, size_t len)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	int64_t status = 0;
+	int st, pl;
+
+	if (te_json_parse(&doc, "answer", buf, strcspn(buf, "\n"), NULL, &diag) < 0 ||
+	    (st = te_json_get(&doc, 0, "status")) < 0 ||
+	    te_json_int(&doc, (unsigned)st, &status) < 0 ||
+	    (pl = te_json_get(&doc, 0, "payload")) < 0) {
+		fprintf(stderr, "tinyedge %s: malformed answer from the daemon\n", cli->verb);
+		if (doc.tok)
+			te_json_free(&doc);
+		return TE_EXIT_FAIL;
+	}
+	/* A string token's span is inside its quotes. */
+	if (doc.tok[pl].type == TE_JSON_STRING)
+		printf("%.*s\n", (int)(doc.tok[pl].end - doc.tok[pl].start + 2),
+		       doc.text + doc.tok[pl].start - 1);
+	else
+		printf("%.*s\n", (int)(doc.tok[pl].end - doc.tok[pl].start),
+		       doc.text + doc.tok[pl].start);
+	te_json_free(&doc);
+	if (status >= 200 && status < 300)
+		return TE_EXIT_OK;
+	fprintf(stderr, "tinyedge %s: the module answered status %lld\n", cli->verb,
+		(long long)status);
+	return TE_EXIT_FAIL;
+}
+
+int te_cmd_call(int argc, char **argv)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	struct te_cli cli;
+	const char *payload = "null";
+	long secs = 30;
+	char *req, *buf, *end;
+	size_t len, cap;
+	struct te_jw w;
+	int rc;
+
+	if (te_cli_parse(&cli, argc, argv, TE_OPT_CALL) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc < 2 || cli.argc > 3)
+		return te_cli_usage_error(&cli, "expected a module NAME, a METHOD and an optional JSON PAYLOAD");
+	if (cli.timeout) {
+		errno = 0;
+		secs = strtol(cli.timeout, &end, 10);
+		if (errno || *end || end == cli.timeout || secs < 1 || secs > 3600)
+			return te_cli_usage_error(&cli, "--timeout '%s': 1 to 3600 seconds", cli.timeout);
+	}
+	if (cli.argc == 3) {
+		payload = cli.argv[2];
+		if (te_json_parse(&doc, "PAYLOAD", payload, strlen(payload), NULL, &diag) < 0)
+			return te_cli_usage_error(&cli, "PAYLOAD is not valid JSON: %s", payload);
+		te_json_free(&doc);
+	}
+	cap = strlen(payload) + 6 * (strlen(cli.argv[0]) + strlen(cli.argv[1])) + 128;
+	req = malloc(cap);
+	if (!req)
+		return TE_EXIT_FAIL;
+	te_jw_init(&w, req, cap);
+	te_jw_obj_open(&w);
+	te_jw_kstr(&w, "cmd", "call");
+	te_jw_kstr(&w, "module", cli.argv[0]);
+	te_jw_kstr(&w, "method", cli.argv[1]);
+	te_jw_kint(&w, "timeoutSecs", secs);
+	te_jw_key(&w, "payload");
+	te_jw_raw(&w, payload, strlen(payload));
+	te_jw_obj_close(&w);
+	if (te_jw_finish(&w) < 0 || w.len + 2 > cap) {
+		free(req);
+		return te_cli_usage_error(&cli, "request too large");
+	}
+	memcpy(req + w.len, "\n", 2);
+	buf = te_ctl_call(&cli, req, &len);
+	free(req);
+	if (!buf)
+		return TE_EXIT_FAIL;
+	rc = te_ctl_answer_error(&cli, buf, len);
+	if (rc < 0)
+		rc = print_call(&cli, buf, len);
+	free(buf);
+	return rc;
+}
+
 /* --- start, stop, restart --- */
 
 /* Parse a verb that takes one module NAME. 0, or the exit code to return

@@ -222,8 +222,151 @@ static const struct te_json_policy req_policy[] = {
 	{ "follow", TE_JSON_BOOL, 0 },
 	{ "input", TE_JSON_STRING, 0 },
 	{ "record", TE_JSON_STRING, 0 },
+	{ "method", TE_JSON_STRING, 0 },
+	{ "payload", TE_JSON_NULL | TE_JSON_BOOL | TE_JSON_NUMBER | TE_JSON_STRING |
+		     TE_JSON_OBJECT | TE_JSON_ARRAY, 0 },
+	{ "timeoutSecs", TE_JSON_NUMBER, 0 },
 };
-enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_INPUT, RQ_RECORD, RQ_N };
+enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_INPUT, RQ_RECORD, RQ_METHOD,
+       RQ_PAYLOAD, RQ_TIMEOUT, RQ_N };
+
+#define CALL_TIMEOUT_DEFAULT 30  /* seconds: Azure's default responseTimeout */
+
+/* `tinyedge call`: a direct method to a module; the answer comes later
+ * (te_ctl_method_result) or the call times out (on_call_timer). */
+static void reply_call(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb,
+		       struct te_mod *md)
+{
+	struct te_ctl *ctl = c->ctl;
+	char method[TE_WIRE_STR_MAX + 2];
+	const struct te_json_tok *t;
+	const char *payload = "null";
+	uint32_t plen = 4;
+	int64_t secs = CALL_TIMEOUT_DEFAULT;
+	size_t len;
+	int r;
+
+	if (tb[RQ_METHOD] < 0 ||
+	    te_json_str(doc, (unsigned)tb[RQ_METHOD], method, sizeof(method), &len) < 0 ||
+	    len == 0 || len > TE_WIRE_STR_MAX || memchr(method, '\0', len))
+		return client_error(c, 2, "call needs a method name (1-4096 bytes)");
+	if (tb[RQ_TIMEOUT] >= 0 &&
+	    (te_json_int(doc, (unsigned)tb[RQ_TIMEOUT], &secs) < 0 || secs < 1 || secs > 3600))
+		return client_error(c, 2, "timeoutSecs: 1 to 3600");
+	if (tb[RQ_PAYLOAD] >= 0) {
+		/* Its JSON text as given (a string token starts inside its quotes). */
+		t = &doc->tok[tb[RQ_PAYLOAD]];
+		payload = doc->text + t->start - (t->type == TE_JSON_STRING);
+		plen = t->end - t->start + 2 * (t->type == TE_JSON_STRING);
+	}
+	if (!md->port)
+		return client_error(c, 1, "the module has no message connection");
+	if (++ctl->next_call_id == 0)
+		ctl->next_call_id = 1;
+	r = te_port_call(md->port, ctl->next_call_id, method, payload, plen);
+	if (r == -ENOTCONN)
+		return client_error(c, 1, "the module is not running");
+	if (r == -EOPNOTSUPP)
+		return client_error(c, 2, "stdio modules have no direct methods");
+	if (r == -EMSGSIZE)
+		return client_error(c, 2, "the payload is too large for the module's ring");
+	if (r < 0)
+		return client_error(c, 1, te_strerror(r));
+	c->call_id = ctl->next_call_id;
+	c->call_secs = (unsigned)secs;
+	c->call_deadline = te_now_ms() + (uint64_t)secs * 1000;
+	snprintf(c->module, sizeof(c->module), "%s", md->name);
+	if (!ctl->call_timer.active)
+		te_timer_set(ctl->loop, &ctl->call_timer, 200);
+}
+
+static void client_respond(struct te_ctl_client *c);
+
+static void reply_twin(struct te_ctl_client *c, struct te_mod *md)
+{
+	static char buf[TE_WIRE_TWIN_FULL_MAX + 2];
+	size_t len;
+
+	if (!md->port || !md->port->twin.desired)
+		return client_error(c, 1, "the module has no twin");
+	if (te_twin_full(&md->port->twin, buf, sizeof(buf) - 1, &len) < 0)
+		return client_error(c, 1, "twin too large");
+	buf[len++] = '\n';
+	client_put(c, buf, len);
+}
+
+void te_ctl_method_result(struct te_ctl *ctl, const char *module, uint32_t id,
+			  uint32_t status, const void *body, uint32_t len)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	struct te_ctl_client *c = NULL;
+	struct te_jw w;
+	char *buf;
+	size_t cap = 6 * (size_t)len + 64;
+
+	for (unsigned i = 0; i < TE_CTL_CLIENTS && !c; i++)
+		if (ctl->clients[i].used && ctl->clients[i].call_id == id &&
+		    !strcmp(ctl->clients[i].module, module))
+			c = &ctl->clients[i];
+	if (!c) {
+		te_info("control", "module %s: late answer to method call %u dropped", module, id);
+		return;
+	}
+	c->call_id = 0;
+	buf = malloc(cap);
+	if (!buf) {
+		client_error(c, 1, te_strerror(-ENOMEM));
+		client_respond(c);
+		return;
+	}
+	te_jw_init(&w, buf, cap);
+	te_jw_obj_open(&w);
+	te_jw_kint(&w, "status", (int32_t)status);
+	te_jw_key(&w, "payload");
+	/* The module's JSON as it is; anything else becomes a string. */
+	if (!len)
+		te_jw_null(&w);
+	else if (te_json_parse(&doc, "payload", body, len, NULL, &diag) == 0)
+		te_jw_raw(&w, body, len), te_json_free(&doc);
+	else
+		te_jw_strn(&w, body, len);
+	te_jw_obj_close(&w);
+	if (te_jw_finish(&w) < 0) {
+		client_error(c, 1, "answer too large");
+	} else {
+		client_put(c, buf, w.len);
+		client_put(c, "\n", 1);
+	}
+	free(buf);
+	client_respond(c);
+}
+
+static void on_call_timer(struct te_loop *l, struct te_timer *t)
+{
+	struct te_ctl *ctl = (struct te_ctl *)((char *)t - offsetof(struct te_ctl, call_timer));
+	uint64_t now = te_now_ms();
+	bool any = false;
+	char msg[128];
+
+	for (unsigned i = 0; i < TE_CTL_CLIENTS; i++) {
+		struct te_ctl_client *c = &ctl->clients[i];
+
+		if (!c->used || !c->call_id)
+			continue;
+		if (now < c->call_deadline) {
+			any = true;
+			continue;
+		}
+		c->call_id = 0;
+		snprintf(msg, sizeof(msg), "module %s did not answer within %u s", c->module,
+			 c->call_secs);
+		client_error(c, 1, msg);
+		client_respond(c);
+	}
+	if (any)
+		te_timer_set(l, t, 200);
+}
 
 /* `tinyedge send`: a message record (wire.h, base64) into a module's input. */
 static void reply_send(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb,
@@ -295,6 +438,10 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 	}
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "send"))
 		return reply_send(c, doc, tb, name);
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "call"))
+		return reply_call(c, doc, tb, md);
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "twin"))
+		return reply_twin(c, md);
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "start"))
 		r = te_sv_start(sv, name);
 	else if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "stop"))
@@ -311,7 +458,7 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 static void handle_request(struct te_ctl_client *c)
 {
 	struct te_diag diag = { 0 };
-	struct te_json_limits lim = { TE_CTL_REQ_MAX, 64, 4 };
+	struct te_json_limits lim = { TE_CTL_REQ_MAX, 65536, 16 };
 	struct te_json_doc doc;
 	int tb[RQ_N];
 
@@ -354,7 +501,7 @@ static int client_flush(struct te_ctl_client *c)
 /* After a request: flush; close unless following a log. */
 static void client_respond(struct te_ctl_client *c)
 {
-	if (client_flush(c) < 0 || (!c->follow && !c->out))
+	if (client_flush(c) < 0 || (!c->follow && !c->call_id && !c->out))
 		client_close(c);
 }
 
@@ -414,7 +561,7 @@ static void on_client(struct te_loop *l, struct te_io *io, uint32_t ev)
 		client_close(c);
 		return;
 	}
-	if (!c->follow && c->reqlen && !c->out && (ev & EPOLLOUT)) {
+	if (!c->follow && !c->call_id && c->reqlen && !c->out && (ev & EPOLLOUT)) {
 		client_close(c); /* response fully sent */
 		return;
 	}
@@ -499,6 +646,7 @@ int te_ctl_open(struct te_ctl *ctl, struct te_loop *loop,
 	ctl->loop = loop;
 	ctl->sv = sv;
 	ctl->follow_timer.cb = on_follow;
+	ctl->call_timer.cb = on_call_timer;
 	snprintf(ctl->path, sizeof(ctl->path), "%s/control.sock", state_dir);
 	if (strlen(ctl->path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
@@ -525,6 +673,7 @@ void te_ctl_close(struct te_ctl *ctl)
 		if (ctl->clients[i].used)
 			client_close(&ctl->clients[i]);
 	te_timer_cancel(ctl->loop, &ctl->follow_timer);
+	te_timer_cancel(ctl->loop, &ctl->call_timer);
 	if (ctl->listen.fd > 0) {
 		te_io_del(ctl->loop, &ctl->listen);
 		close(ctl->listen.fd);

@@ -37,6 +37,9 @@ struct te_ctl_client {
 	bool follow;            /* logs -f: keep streaming */
 	char module[TE_MODULE_NAME_MAX + 1];
 	uint64_t next_seq;
+	uint32_t call_id;       /* waiting for this direct method's result */
+	uint64_t call_deadline; /* te_now_ms() */
+	unsigned call_secs;
 };
 
 struct te_ctl {
@@ -44,6 +47,8 @@ struct te_ctl {
 	struct te_supervisor *sv;
 	struct te_io listen;
 	struct te_timer follow_timer;
+	struct te_timer call_timer;  /* direct method calls time out */
+	uint32_t next_call_id;
 	struct te_ctl_client clients[TE_CTL_CLIENTS];
 	char path[PATH_MAX];
 };
@@ -53,6 +58,11 @@ struct te_ctl {
 int te_ctl_open(struct te_ctl *ctl, struct te_loop *loop,
 		struct te_supervisor *sv, const char *state_dir);
 void te_ctl_close(struct te_ctl *ctl);
+
+/* A module answered direct method call id: reply to the client that made
+ * it, if it is still waiting (late answers are dropped). */
+void te_ctl_method_result(struct te_ctl *ctl, const char *module, uint32_t id,
+			  uint32_t status, const void *body, uint32_t len);
 
 /* Write the list document for sv into buf (for the server and tests).
  * 0 or -TE_ENOSPACE. */

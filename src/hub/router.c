@@ -78,6 +78,20 @@ int te_router_set_routes(struct te_router *rt, const struct te_manifest *m,
 		routes_free(v, m->nroutes);
 		return -TE_EINVALID;
 	}
+	/* A route kept by name across a reload keeps its counters. */
+	for (i = 0; i < m->nroutes; i++) {
+		for (unsigned j = 0; j < rt->nroutes; j++) {
+			const struct te_rroute *o = &rt->routes[j];
+
+			if (strcmp(o->name, v[i].name))
+				continue;
+			v[i].matched = o->matched;
+			v[i].delivered = o->delivered;
+			v[i].dropped_absent = o->dropped_absent;
+			v[i].dropped_full = o->dropped_full;
+			v[i].dropped_oldest = o->dropped_oldest;
+		}
+	}
 	routes_free(rt->routes, rt->nroutes);
 	rt->routes = v;
 	rt->nroutes = m->nroutes;
@@ -305,12 +319,16 @@ static void route_message(struct te_router *rt, struct te_port *src, struct te_m
 	}
 }
 
+static int port_ctl(struct te_port *p, uint32_t len);
+
 /* One record from a module: it is the message's origin. */
 static int route_record(struct te_router *rt, struct te_port *p, uint32_t len)
 {
 	struct te_prop props[TE_WIRE_PROPS_MAX];
 	struct te_msg m;
 
+	if (te_wire_kind(rt->rx, len) != TE_WIRE_KIND_MSG)
+		return port_ctl(p, len);
 	if (te_msg_decode(rt->rx, len, &m, props, TE_WIRE_PROPS_MAX) < 0)
 		return -TE_EMALFORMED;
 	m.origin = TE_ORIGIN_MODULE;
@@ -617,6 +635,149 @@ static void on_flush(struct te_loop *l, struct te_hook *h)
 	}
 }
 
+/* --- twins and direct methods (control records, tinyedge/wire.h) --- */
+
+/* Queue a control record for the module, behind what is already queued
+ * (first: straight into the ring, which a new instance has empty). */
+static int port_send_ctl(struct te_port *p, const struct te_ctlrec *c, bool first)
+{
+	struct te_router *rt = p->rt;
+	size_t len;
+	void *slot;
+	int r = te_ctlrec_encode(c, rt->tx, RECORD_CAP, &len);
+
+	if (r < 0)
+		return r;
+	slot = p->open && (first || !p->spill.used) ?
+	       te_ring_reserve(te_ringset_tx(&p->rs), (uint32_t)len) : NULL;
+	if (slot) {
+		memcpy(slot, rt->tx, len);
+		te_ring_commit(te_ringset_tx(&p->rs));
+		p->wake = true;
+		return 0;
+	}
+	if (len > te_ring_max_payload(te_ringset_tx(&p->rs)))
+		return -EMSGSIZE;
+	if (spill_push(&p->spill, rt->tx, (uint32_t)len) < 0)
+		return -ENOSPC;
+	if (!rt->retry.active)
+		te_timer_set(rt->loop, &rt->retry, 1);
+	return 0;
+}
+
+/* The whole twin: pushed when the module starts (id 0) or asked for. */
+static int port_send_twin(struct te_port *p, uint32_t id, bool first)
+{
+	static char buf[TE_WIRE_TWIN_FULL_MAX];
+	struct te_ctlrec c = { .kind = TE_WIRE_KIND_TWIN, .id = id, .body = buf };
+	size_t len;
+	int r = te_twin_full(&p->twin, buf, sizeof(buf), &len);
+
+	if (r == 0) {
+		c.bodylen = (uint32_t)len;
+		r = port_send_ctl(p, &c, first);
+	}
+	if (r < 0)
+		te_warn("hub", "module %s: cannot send its twin: %s", p->name, te_strerror(r));
+	return r;
+}
+
+/* /twinChangeNotifications: a twin change as a message, in the shape of
+ * IoT Hub's twin change notifications (body {"version": N, "properties":
+ * {"reported"|"desired": PATCH}}). */
+static void emit_twin_change(struct te_port *p, const char *section, int64_t version,
+			     const void *patch, size_t n)
+{
+	static char body[TE_WIRE_TWIN_FULL_MAX + 128];
+	static const char ct[] = "application/json", ce[] = "utf-8";
+	struct te_prop props[3] = {
+		{ { "iothub-message-schema", 21 }, { "twinChangeNotification", 22 } },
+		{ { "opType", 6 }, { "updateTwin", 10 } },
+		{ { "moduleId", 8 }, { p->name, (uint32_t)strlen(p->name) } },
+	};
+	struct te_msg m = { .origin = TE_ORIGIN_TWIN_CHANGE, .props = props, .nprops = 3 };
+	int len = snprintf(body, sizeof(body), "{\"version\":%lld,\"properties\":{\"%s\":%.*s}}",
+			   (long long)version, section, (int)n, (const char *)patch);
+
+	if (len < 0 || (size_t)len >= sizeof(body))
+		return;
+	m.sys[TE_SYS_CONTENT_TYPE] = (struct te_str){ ct, sizeof(ct) - 1 };
+	m.sys[TE_SYS_CONTENT_ENCODING] = (struct te_str){ ce, sizeof(ce) - 1 };
+	m.sys[TE_SYS_CONNECTION_MODULE_ID] = (struct te_str){ p->name, (uint32_t)strlen(p->name) };
+	m.body = body;
+	m.bodylen = (uint32_t)len;
+	route_message(p->rt, NULL, &m);
+}
+
+/* A control record from the module: only the kinds a module sends. */
+static int port_ctl(struct te_port *p, uint32_t len)
+{
+	struct te_router *rt = p->rt;
+	struct te_ctlrec c, ack = { .kind = TE_WIRE_KIND_ACK };
+	char err[300];
+
+	if (te_ctlrec_decode(rt->rx, len, &c) < 0)
+		return -TE_EMALFORMED;
+	switch (c.kind) {
+	case TE_WIRE_KIND_REPORTED:
+		err[0] = '\0';
+		ack.id = c.id;
+		ack.status = te_twin_report(&p->twin, c.body, c.bodylen, err, sizeof(err));
+		ack.body = err;
+		ack.bodylen = ack.status == TE_WIRE_STATUS_OK ? 0 : (uint32_t)strlen(err);
+		p->twin_reports++;
+		if (ack.status != TE_WIRE_STATUS_OK)
+			te_warn("hub", "module %s: reported patch refused (%u): %s", p->name,
+				ack.status, err);
+		else
+			emit_twin_change(p, "reported", p->twin.rver, c.body, c.bodylen);
+		if (port_send_ctl(p, &ack, false) < 0)
+			te_warn("hub", "module %s: its input is full: ACK %u lost", p->name, c.id);
+		return 0;
+	case TE_WIRE_KIND_TWIN_GET:
+		port_send_twin(p, c.id, false);
+		return 0;
+	case TE_WIRE_KIND_METHOD_RESULT:
+		if (rt->on_method_result)
+			rt->on_method_result(rt, p, c.id, c.status, c.body, c.bodylen);
+		return 0;
+	default:
+		return -TE_EMALFORMED;  /* a kind only the daemon sends */
+	}
+}
+
+int te_port_set_desired(struct te_port *p, const char *json)
+{
+	size_t n = json ? strlen(json) : 0;
+	int r;
+
+	if (!p->twin.desired)
+		return te_twin_init(&p->twin, json, n);
+	r = te_twin_set_desired(&p->twin, json, n);
+	if (r > 0)
+		emit_twin_change(p, "desired", p->twin.dver, p->twin.desired, p->twin.dlen);
+	if (r > 0 && p->open && !p->stdio)
+		port_send_twin(p, 0, false);
+	return r < 0 ? r : 0;
+}
+
+int te_port_call(struct te_port *p, uint32_t id, const char *name, const void *payload,
+		 uint32_t len)
+{
+	struct te_ctlrec c = { .kind = TE_WIRE_KIND_METHOD, .id = id,
+			       .name = { name, (uint32_t)strlen(name) },
+			       .body = payload, .bodylen = len };
+
+	if (p->stdio)
+		return -EOPNOTSUPP;
+	if (!p->open)  /* starting is fine: the call waits in its ring */
+		return -ENOTCONN;
+	if (len > TE_WIRE_METHOD_MAX)
+		return -EMSGSIZE;
+	p->methods++;
+	return port_send_ctl(p, &c, false);
+}
+
 /* --- ports --- */
 
 static void fd_close(struct te_loop *l, struct te_io *io)
@@ -698,6 +859,9 @@ int te_port_open(struct te_port *p, int fds[3])
 	}
 	/* Empty and asking to be woken: the module's first send signals us. */
 	te_ring_prepare_wait(te_ringset_rx(&p->rs));
+	/* Its first record: the twin, before any message. */
+	if (p->twin.desired)
+		port_send_twin(p, 0, true);
 	fds[0] = p->memfd;
 	fds[1] = p->up.fd;
 	fds[2] = p->down_fd;
@@ -809,6 +973,7 @@ void te_port_free(struct te_port *p)
 	free(p->spill.buf);
 	free(p->lbuf);
 	free(p->obuf);
+	te_twin_free(&p->twin);
 	for (unsigned i = 0; i < rt->nroutes; i++)
 		if (rt->routes[i].port == p)
 			rt->routes[i].port = NULL;

@@ -29,6 +29,7 @@
 #include "core/loop.h"
 #include "ring.h"
 #include "route.h"
+#include "twin.h"
 
 #define TE_ROUTER_BATCH 1024          /* records drained per port per turn */
 #define TE_SPILL_BYTES (4u << 20)     /* in-memory spill per target module */
@@ -68,6 +69,8 @@ struct te_port {
 	char *obuf;             /* the input line being written */
 	size_t olen, ooff, ocap;
 	uint64_t malformed;     /* stdout lines that were not messages */
+	struct te_twin twin;    /* ring modules: desired and reported properties */
+	uint64_t twin_reports, methods;
 	struct te_port *blocked_on;  /* a block route's target is backlogged */
 	uint64_t msgs_out, msgs_in, dropped, spilled, blocked;
 };
@@ -98,6 +101,9 @@ struct te_router {
 	uint64_t upstream_msgs;    /* counted until the store lands */
 	/* A module corrupted its ring (its port is closed already). */
 	void (*on_corrupt)(struct te_router *rt, struct te_port *p);
+	/* A module answered direct method call id (te_port_call). */
+	void (*on_method_result)(struct te_router *rt, struct te_port *p, uint32_t id,
+				 uint32_t status, const void *body, uint32_t len);
 	void *ctx;
 };
 
@@ -124,6 +130,18 @@ struct te_port *te_router_port(struct te_router *rt, const char *name,
 /* Fresh rings for a new instance of the module; fds[3] = memfd, up, down
  * (the child inherits them; the router keeps its own ends). 0 or -errno. */
 int te_port_open(struct te_port *p, int fds[3]);
+/* The module's desired properties from the deployment (a JSON object,
+ * NULL = none). A change raises the desired version; a running module is
+ * sent its new twin. 0, or -errno (te_twin_init's; the twin is unchanged). */
+int te_port_set_desired(struct te_port *p, const char *json);
+
+/* Call direct method name with payload[0..len) (JSON) on the module: the
+ * answer comes to rt->on_method_result with the same id. 0, -ENOTCONN
+ * (no instance: stopped, failed, backing off), -EOPNOTSUPP (a stdio module), -EMSGSIZE (over
+ * TE_WIRE_METHOD_MAX or the module's ring), -ENOSPC (its queue is full). */
+int te_port_call(struct te_port *p, uint32_t id, const char *name, const void *payload,
+		 uint32_t len);
+
 /* A stdio module's pipes (the write end of its stdin, the read end of its
  * stdout), owned by the port from now on. 0 or -errno (both closed). */
 int te_port_open_stdio(struct te_port *p, int in_fd, int out_fd);

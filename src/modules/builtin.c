@@ -6,7 +6,9 @@
  *               readings as JSON to output "temperature" every INTERVAL_MS
  *               (1000); MESSAGE_COUNT (0 = no end) messages
  *   filter      forwards input messages whose machine temperature is above
- *               THRESHOLD (25) to "output1", with MessageType=Alert
+ *               the twin's desired TemperatureThreshold (else THRESHOLD,
+ *               25) to "output1", with MessageType=Alert; reports the
+ *               threshold in force
  *   echo        forwards every input message to "output1" unchanged
  *   counter     [--count N] [--rate PER_S] [--size BYTES]: messages with
  *               property seq and body {"seq":N,"ns":T,...} to "output1"
@@ -14,7 +16,8 @@
  *               gaps (from the first seq it got), reports counts, rate and
  *               latency once a second and at exit; sleeps N us per message
  *
- * All exit 0 on SIGTERM. */
+ * All exit 0 on SIGTERM, and answer the direct method "ping" with their
+ * name and the call's payload. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -29,6 +32,7 @@
 
 #include "control/commands.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/loop.h"
 #include "tinyedge/module.h"
 
@@ -66,6 +70,24 @@ static long env_long(const char *name, long dflt, long min, long max)
 	return v;
 }
 
+/* Every built-in module answers the direct method "ping". */
+static int on_method(te_module *m, const char *method, const char *payload, size_t len,
+		     char *resp, size_t cap, size_t *resp_len, void *arg)
+{
+	int n;
+
+	if (strcmp(method, "ping")) {
+		n = snprintf(resp, cap, "{\"message\":\"no method named %s\"}",
+			     strpbrk(method, "\"\\") || strlen(method) > 100 ? "so" : method);
+		*resp_len = n > 0 && (size_t)n < cap ? (size_t)n : 0;
+		return 404;
+	}
+	n = snprintf(resp, cap, "{\"module\":\"%s\",\"payload\":%s}", te_module_name(m),
+		     len ? payload : "null");
+	*resp_len = n > 0 && (size_t)n < cap ? (size_t)n : 0;
+	return 200;
+}
+
 /* The SDK under the daemon; NULL when run by hand. Exits on a broken setup. */
 static te_module *sdk_open(const char *who)
 {
@@ -79,6 +101,7 @@ static te_module *sdk_open(const char *who)
 		fprintf(stderr, "%s: cannot open the module's rings: %s\n", who, strerror(-r));
 		exit(1);
 	}
+	te_module_on_method(m, on_method, NULL);
 	return m;
 }
 
@@ -191,12 +214,51 @@ static void filter_input(te_module *m, const struct te_message *msg, void *arg)
 	emit(m, "output1", &out);
 }
 
+/* desired.TemperatureThreshold (the name Azure's filter sample uses), if
+ * the twin has a number there. */
+static bool twin_threshold(const char *json, size_t len, int what, double *out)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	int d = 0, t;
+	bool ok = false;
+
+	if (te_json_parse(&doc, "twin", json, len, NULL, &diag) < 0)
+		return false;
+	if (what == TE_TWIN_FULL)
+		d = te_json_get(&doc, 0, "desired");
+	t = d >= 0 ? te_json_get(&doc, (unsigned)d, "TemperatureThreshold") : -1;
+	if (t >= 0 && doc.tok[t].type == TE_JSON_NUMBER) {
+		*out = strtod(doc.text + doc.tok[t].start, NULL);
+		ok = true;
+	}
+	te_json_free(&doc);
+	return ok;
+}
+
+/* Apply the twin's threshold and report the one in force. */
+static void filter_twin(te_module *m, int what, const char *json, size_t len, void *arg)
+{
+	double *threshold = arg;
+	char patch[64];
+
+	if (!twin_threshold(json, len, what, threshold))
+		return;
+	printf("filter: threshold %g from the twin\n", *threshold);
+	snprintf(patch, sizeof(patch), "{\"TemperatureThreshold\":%.17g}", *threshold);
+	te_module_twin_report(m, patch);
+}
+
 static int filter(int argc, char **argv)
 {
-	double threshold = (double)env_long("THRESHOLD", 25, -273, 100000);
+	static double threshold;
+	te_module *m = sdk_open("filter");
 
+	threshold = (double)env_long("THRESHOLD", 25, -273, 100000);
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	return serve(sdk_open("filter"), filter_input, &threshold);
+	if (m)
+		te_module_on_twin(m, filter_twin, &threshold);
+	return serve(m, filter_input, &threshold);
 }
 
 static void echo_input(te_module *m, const struct te_message *msg, void *arg)
@@ -339,7 +401,7 @@ static const struct {
 	const char *what;
 } modules[] = {
 	{ "sim-sensor", sim_sensor, "machine/ambient temperature JSON every INTERVAL_MS to output temperature" },
-	{ "filter", filter, "forwards messages whose machine temperature is above THRESHOLD" },
+	{ "filter", filter, "forwards messages whose machine temperature is above the twin's TemperatureThreshold (or THRESHOLD)" },
 	{ "echo", echo, "forwards every input message to output1" },
 	{ "counter", counter, "numbered messages (seq) to output1: [--count N] [--rate PER_S] [--size BYTES]" },
 	{ "sink", sink, "counts input messages, checks seq order and gaps, reports rate and latency: [--delay-us N] per message" },

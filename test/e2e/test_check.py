@@ -130,3 +130,17 @@ def test_unknown_user_is_a_host_problem(tmp_path):
     assert r.returncode == 2
     assert f"{m}:6:11: module m: user no-such-user: not found in /etc/passwd" in r.stderr
 
+
+
+def test_desired_properties_follow_the_twin_naming_rules(tmp_path):
+    doc = {"modulesContent": {
+        "$edgeAgent": {"properties.desired": {"modules": {
+            "m": {"type": "native", "settings": {"image": "/bin/true"}}}}},
+        "$edgeHub": {"properties.desired": {"routes": {
+            "r": {"route": "FROM /messages/* INTO $upstream", "overflow": "sometimes"}}}},
+        "m": {"properties.desired": {"ok": {"a.b": 1}}}}}
+    m = write_json(tmp_path, "d.json", doc)
+    r = check(tmp_path, "-c", SAMPLE_CONFIG, "-m", str(m))
+    assert r.returncode == 2
+    assert 'modulesContent.m["properties.desired"]: property name "a.b" contains \'.\'' in r.stderr, r.stderr
+    assert "routes.r.overflow" in r.stderr and "drop-oldest" in r.stderr, r.stderr

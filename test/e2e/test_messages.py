@@ -386,3 +386,110 @@ def test_a_module_scribbling_over_its_ring_hurts_only_itself(tmp_path, daemons):
     out = rt.wait_log("sink", "final")
     final = re.search(r"final received (\d+) gaps (\d+) reordered (\d+)", out)
     assert int(final.group(1)) >= 5000 and final.group(2) == "0" and final.group(3) == "0", out
+
+
+def twin_deployment(threshold):
+    doc = manifest({
+        "sink": builtin("sink", order=1),
+        "filter": builtin("filter", order=2),
+        "sim-sensor": builtin("sim-sensor", order=3, env={"INTERVAL_MS": "10"}),
+    }, {
+        "toFilter": 'FROM /messages/modules/sim-sensor/* INTO BrokeredEndpoint("/modules/filter/inputs/input1")',
+        "toSink": 'FROM /messages/modules/filter/* INTO BrokeredEndpoint("/modules/sink/inputs/in")',
+    })
+    doc["modulesContent"]["filter"] = {"properties.desired": {"TemperatureThreshold": threshold}}
+    return doc
+
+
+def twin_of(rt, name):
+    import json
+    r = rt.cli("twin", name)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_twin_desired_from_the_deployment_and_reported_by_the_module(tmp_path, daemons):
+    import json
+    rt = Runtime.__new__(Runtime)
+    rt.tmp, rt.state = tmp_path, tmp_path / "state"
+    rt.config = write_json(tmp_path, "config.json", FAST_CONFIG)
+    rt.deployment = write_json(tmp_path, "deployment.json", twin_deployment(1000))
+    rt.daemon = daemons(tmp_path, "-c", str(rt.config), "-m", str(rt.deployment),
+                        "--state-dir", str(rt.state))
+    assert rt.daemon.wait_for("agent: ready"), rt.daemon.text()
+    rt.wait_log("filter", "threshold 1000 from the twin")
+    rt.wait(lambda m: m["filter"].get("messagesIn", 0) >= 50, what="readings reach the filter")
+    twin = twin_of(rt, "filter")
+    assert twin["desired"] == {"TemperatureThreshold": 1000, "$version": 1}
+    assert twin["reported"] == {"TemperatureThreshold": 1000, "$version": 2}
+    assert rt.modules()["sink"].get("messagesIn", 0) == 0
+    pid = rt.modules()["filter"]["pid"]
+    # A new desired value reaches the running module: no restart.
+    rt.deployment.write_text(json.dumps(twin_deployment(-1000)))
+    rt.daemon.signal(signal.SIGHUP)
+    rt.wait_log("filter", "threshold -1000 from the twin")
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 20, what="readings pass the new threshold")
+    twin = twin_of(rt, "filter")
+    assert twin["desired"] == {"TemperatureThreshold": -1000, "$version": 2}
+    assert twin["reported"] == {"TemperatureThreshold": -1000, "$version": 3}
+    assert rt.modules()["filter"]["pid"] == pid
+    bad = rt.cli("twin", "nosuch")
+    assert bad.returncode == 2 and "no module named 'nosuch'" in bad.stderr
+
+
+def test_direct_methods(tmp_path, daemons):
+    rt = deploy(tmp_path, daemons, {
+        "echo": builtin("echo", order=1),
+        "idle": builtin("echo", order=2, status="stopped"),
+        "script": stdio_module("exec cat", order=3),
+    }, {})
+    rt.wait_status("echo", "running")
+    r = rt.cli("call", "echo", "ping", '{"x":[1,2]}')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == '{"module":"echo","payload":{"x":[1,2]}}'
+    r = rt.cli("call", "echo", "reboot")
+    assert r.returncode == 1 and "status 404" in r.stderr
+    assert r.stdout.strip() == '{"message":"no method named reboot"}'
+    r = rt.cli("call", "idle", "ping")
+    assert r.returncode == 1 and "not running" in r.stderr
+    rt.wait_status("script", "running")
+    r = rt.cli("call", "script", "ping")
+    assert r.returncode == 2 and "stdio modules have no direct methods" in r.stderr
+    r = rt.cli("call", "echo", "ping", "{not json")
+    assert r.returncode == 2 and "PAYLOAD is not valid JSON" in r.stderr
+    r = rt.cli("call", "echo", "ping", "--timeout", "0")
+    assert r.returncode == 2 and "--timeout '0'" in r.stderr
+    # A module that does not dispatch never answers: the call times out.
+    (tmp_path / "b").mkdir()
+    rt2 = deploy(tmp_path / "b", daemons, {
+        "deaf": builtin("counter", "--count", "1", order=1),
+    }, {})
+    rt2.wait_status("deaf", "running")
+    r = rt2.cli("call", "deaf", "ping", "--timeout", "1")
+    assert r.returncode == 1 and "did not answer within 1 s" in r.stderr
+
+
+def test_twin_change_notifications_are_a_route_source(tmp_path, daemons):
+    import json
+    doc = twin_deployment(1000)
+    doc["modulesContent"]["$edgeHub"]["properties.desired"]["routes"] = {
+        "changes": 'FROM /twinChangeNotifications WHERE moduleId = \'filter\' '
+                   'INTO BrokeredEndpoint("/modules/sink/inputs/twin")'}
+    rt = Runtime.__new__(Runtime)
+    rt.tmp, rt.state = tmp_path, tmp_path / "state"
+    rt.config = write_json(tmp_path, "config.json", FAST_CONFIG)
+    rt.deployment = write_json(tmp_path, "deployment.json", doc)
+    rt.daemon = daemons(tmp_path, "-c", str(rt.config), "-m", str(rt.deployment),
+                        "--state-dir", str(rt.state))
+    assert rt.daemon.wait_for("agent: ready"), rt.daemon.text()
+    # The filter reports its threshold: one notification.
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 1, what="a reported-change notification")
+    doc["modulesContent"]["filter"]["properties.desired"]["TemperatureThreshold"] = 5000
+    rt.deployment.write_text(json.dumps(doc))
+    rt.daemon.signal(signal.SIGHUP)
+    # A desired change, then the filter's new report: two more.
+    rt.wait(lambda m: m["sink"].get("messagesIn", 0) >= 3, what="desired and reported changes")
+    time.sleep(0.3)
+    assert rt.modules()["sink"]["messagesIn"] == 3
+    route = routes_by_name(rt)["changes"]
+    assert route["matched"] == 3 and route["delivered"] == 3

@@ -348,7 +348,8 @@ def test_control_socket_rejects_bad_requests(tmp_path, daemons):
     assert ask(b'{"cmd": 1}\n') == {"error": "invalid request", "code": 2}
     assert ask(b'{"cmd": "fly", "module": "m"}\n') == {"error": "unknown cmd", "code": 2}
     assert ask(b'{"cmd": "stop"}\n')["code"] == 2
-    assert ask(b"{" + b" " * 5000 + b"\n") == {"error": "request too long", "code": 2}
+    assert ask(b"{" + b" " * 5000 + b"\n") == {"error": "malformed request", "code": 2}
+    assert ask(b"{" + b" " * (3 << 20) + b"\n") == {"error": "request too long", "code": 2}
     assert ask(b'{"cmd": "list", "extra": true}\n')["code"] == 2
     assert ask(b'{"cmd": "list"}\n')["modules"][0]["name"] == "m"
     assert rt.daemon.proc.poll() is None
