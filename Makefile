@@ -181,7 +181,13 @@ $(BUILD)/bench/ring_bench: test/bench/ring_bench.c src/hub/ring.c src/core/err.c
 	@echo "  CC      $@"
 	@$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) $(LDFLAGS_TE) $(filter %.c,$^) -o $@
 
-bench: all $(BUILD)/bench/ring_bench
+STORE_SRCS := $(sort $(wildcard src/store/*.c)) src/core/err.c src/core/fs.c src/core/log.c
+$(BUILD)/bench/store_bench: test/bench/store_bench.c $(STORE_SRCS) $(LMDB_LIB) $(TP_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) $(LDFLAGS_TE) $(filter %.c,$^) $(LMDB_LIB) -o $@
+
+bench: all $(BUILD)/bench/ring_bench $(BUILD)/bench/store_bench
 	@BUILD=$(BUILD) scripts/bench.sh
 
 install: all
