@@ -51,8 +51,11 @@ struct te_store_clock {
 };
 
 /* A run of puts whose fate is known: every put with first_seq <= seq <=
- * last_seq is committed (err == 0) or was not stored (err < 0: -ENOSPC,
- * -EIO, ...). Runs are reported in sequence order and never overlap. */
+ * last_seq is committed (err == 0; or refused by the quota because only
+ * more important records were left to evict, counted as evicted), or was
+ * not stored (err < 0: -ENOSPC, -EIO, -TE_ELIMIT for a full LMDB map;
+ * counted as failed). Runs are reported in sequence order, contiguous,
+ * never overlapping. */
 struct te_store_done {
 	uint64_t first_seq, last_seq;
 	int err;
