@@ -42,7 +42,7 @@ include third_party/bearssl.mk
 
 OPTFLAGS ?= -Os
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
-CPPFLAGS_TE := -D_GNU_SOURCE -Isrc -Isrc/core -Iinclude -I$(JSMN_INC) -I$(BUILD)
+CPPFLAGS_TE := -D_GNU_SOURCE -Isrc -Isrc/core -Iinclude -I$(JSMN_INC) -I$(LMDB_INC) -I$(BUILD)
 CFLAGS_TE := -std=gnu11 $(OPTFLAGS) $(WARN) -ffunction-sections -fdata-sections \
 	-fno-asynchronous-unwind-tables -fno-unwind-tables $(CFLAGS)
 LDFLAGS_TE := -static -Wl,--gc-sections $(LDFLAGS)
@@ -62,6 +62,8 @@ SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-po
 HOST_CFLAGS := -std=gnu11 -g -O1 $(WARN) -Werror $(SAN)
 HOST_OBJS := $(SRCS:%.c=$(BUILD)/host/%.o)
 HOST_LIB := $(BUILD)/host/libte.a
+# LMDB for the unit tests, host-compiled (no sanitizers on LMDB itself).
+HOST_LMDB := $(BUILD)/host/third_party/liblmdb.a
 UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_replay
 
@@ -129,10 +131,17 @@ $(BUILD)/host/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 $(HOST_LIB): $(HOST_OBJS)
 	@rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(HOST_LIB)
+$(HOST_LMDB): $(TP_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  HOSTCC  liblmdb"
+	@$(HOSTCC) -g $(LMDB_CFLAGS) -c $(LMDB_SRC)/mdb.c -o $(dir $@)mdb.o
+	@$(HOSTCC) -g $(LMDB_CFLAGS) -c $(LMDB_SRC)/midl.c -o $(dir $@)midl.o
+	@rm -f $@ && ar rcs $@ $(dir $@)mdb.o $(dir $@)midl.o
+
+$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(HOST_LIB) $(HOST_LMDB)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) -o $@ -lpthread -lm
+	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) $(HOST_LMDB) -o $@ -lpthread -lm
 
 # The kept fuzz corpora, replayed under ASan+UBSan by `make test`.
 $(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB)
@@ -145,7 +154,7 @@ $(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h
 $(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) -o $@ -lm
+	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c src/store/%.c,$(SRCS)) $(FUZZ_SRCS) -o $@ -lm
 
 fuzz: $(FUZZ_BIN)
 	@for m in $(FUZZ_MODES); do mkdir -p $(BUILD)/fuzz/corpus-$$m; \
@@ -173,7 +182,13 @@ $(BUILD)/bench/ring_bench: test/bench/ring_bench.c src/hub/ring.c src/core/err.c
 	@echo "  CC      $@"
 	@$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) $(LDFLAGS_TE) $(filter %.c,$^) -o $@
 
-bench: all $(BUILD)/bench/ring_bench
+STORE_SRCS := $(sort $(wildcard src/store/*.c)) src/core/err.c src/core/fs.c src/core/log.c
+$(BUILD)/bench/store_bench: test/bench/store_bench.c $(STORE_SRCS) $(LMDB_LIB) $(TP_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@"
+	@$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) $(LDFLAGS_TE) $(filter %.c,$^) $(LMDB_LIB) -o $@
+
+bench: all $(BUILD)/bench/ring_bench $(BUILD)/bench/store_bench
 	@BUILD=$(BUILD) scripts/bench.sh
 
 install: all

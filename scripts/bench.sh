@@ -5,7 +5,8 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) bin=$BUILD/tinyedge ;; *) bin=$(pwd)/$BUILD/tinyedge ;; esac
 tmp=$(mktemp -d /tmp/tinyedge-bench.XXXXXX)
 pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+store_dir=
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$tmp" ${store_dir:+"$store_dir"}' EXIT
 
 # start_daemon LOG ARGS...: run the daemon until it logs "ready".
 start_daemon() {
@@ -77,6 +78,13 @@ stop_daemon
 
 # The shared-memory ring alone: one producer, one consumer process, 64 B records.
 "$(dirname "$bin")/bench/ring_bench"
+
+# The offline store: durable group commits, drain, put-call latency while
+# the writer commits, file size after 1 M in and out. Its files go next to
+# the build (a real disk; a tmpfs /tmp would make fsync free).
+store_dir="$(dirname "$bin")/bench/store-data.$$"
+mkdir -p "$store_dir"
+"$(dirname "$bin")/bench/store_bench" "$store_dir"
 
 # Module -> router -> module: counter sends COUNT messages of SIZE bytes to
 # sink through one route with the block policy (nothing dropped: the
