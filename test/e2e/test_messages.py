@@ -146,7 +146,8 @@ def test_a_module_restarted_mid_stream_loses_nothing(tmp_path, daemons):
 def test_overflow_drop_newest_drops_what_does_not_fit(tmp_path, daemons):
     rt = deploy(tmp_path, daemons, {
         "sink": builtin("sink", "--delay-us", "300", order=1, ringBytes=8192),
-        "counter": builtin("counter", "--count", "3000", order=2),
+        # Faster than the sink, but not so fast that all drops come last.
+        "counter": builtin("counter", "--count", "3000", "--rate", "10000", order=2),
     }, {"c2s": {"route": C2S, "overflow": "drop-newest"}})
     rt.wait(lambda m: m["counter"].get("messagesOut", 0) >= 3000, what="counter done")
     route = routes_by_name(rt)["c2s"]
