@@ -108,6 +108,13 @@ static const struct command commands[] = {
 	  "and print the JSON payload it answers. PAYLOAD is JSON (default null).\n"
 	  "Exit 0 for a 2xx status, 1 for any other (the status is printed on\n"
 	  "stderr) or when it does not answer within --timeout (default 30 s)." },
+	{ "queue", te_cmd_queue, "queue [--json] | queue purge ENDPOINT | queue peek ENDPOINT [--limit N]",
+	  "The offline store: its file, quota, bytes written (for flash budgets),\n"
+	  "and per endpoint ($upstream) and priority the messages, bytes, oldest\n"
+	  "age, delivered, expired and evicted counts. When the store could not\n"
+	  "be opened, why. 'purge ENDPOINT' deletes an endpoint's messages; 'peek\n"
+	  "ENDPOINT' prints them in delivery order as JSON without removing them\n"
+	  "(--limit, default 100)." },
 	{ "twin", te_cmd_twin, "twin NAME",
 	  "Print a module's twin as the daemon holds it:\n"
 	  "{\"desired\": {..., \"$version\": N}, \"reported\": {..., \"$version\": M}}.\n"

@@ -24,6 +24,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "store/store.h"
 #include "supervisor.h"
 #include "version.h"
 
@@ -37,6 +38,7 @@ struct daemon {
 	struct te_manifest *manifest; /* until handed to the supervisor */
 	struct te_supervisor sv;
 	struct te_router router;
+	struct te_store *store;       /* NULL: could not be opened */
 	struct te_ctl ctl;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
@@ -264,6 +266,37 @@ static int daemon_signals(struct daemon *d)
 	return r;
 }
 
+/* The offline store. A store that cannot be opened (corrupt, unwritable,
+ * disk full, locked) is reported, and the daemon runs without it: modules
+ * still talk, $upstream messages are counted and dropped. */
+static void store_open(struct daemon *d)
+{
+	struct te_router *rt = &d->router;
+	struct te_store_opts o;
+	char path[PATH_MAX + 8];
+	int r;
+
+	te_store_opts_init(&o);
+	if (d->cfg.store.path[0])
+		snprintf(path, sizeof(path), "%s", d->cfg.store.path);
+	else
+		snprintf(path, sizeof(path), "%s/store", d->cfg.state_dir);
+	o.path = path;
+	o.max_bytes = d->cfg.store.max_bytes;
+	o.expire_interval_s = 5;
+	te_router_store_opts(rt, &o);
+	r = te_store_open(&d->store, &o, rt->store_error, sizeof(rt->store_error));
+	if (r == 0 && (r = te_router_attach_store(rt, d->store)) < 0) {
+		snprintf(rt->store_error, sizeof(rt->store_error), "store %s: %s", path,
+			 te_strerror(r));
+		te_store_close(d->store);
+		d->store = NULL;
+	}
+	if (r < 0)
+		te_error("hub", "%s; running without the store: $upstream messages are dropped",
+			 rt->store_error);
+}
+
 static int daemon_serve(struct daemon *d)
 {
 	int r = te_loop_init(&d->loop);
@@ -287,6 +320,8 @@ static int daemon_serve(struct daemon *d)
 		te_diag_init_stderr(&diag);
 		d->router.on_corrupt = on_corrupt;
 		d->router.on_method_result = on_method_result;
+		d->router.ttl_config = d->cfg.store.ttl_secs;
+		store_open(d);
 		r = te_router_set_routes(&d->router, d->manifest, &diag);
 	}
 	if (r == 0)
@@ -297,6 +332,7 @@ static int daemon_serve(struct daemon *d)
 	if (r < 0) {
 		te_sv_free(&d->sv);
 		te_router_free(&d->router);
+		te_store_close(d->store);
 		te_loop_close(&d->loop);
 		return TE_EXIT_FAIL;
 	}
@@ -306,8 +342,10 @@ static int daemon_serve(struct daemon *d)
 	te_ctl_close(&d->ctl);
 	if (d->inotify.fd >= 0)
 		close(d->inotify.fd);
+	te_router_persist_spills(&d->router);  /* the modules are stopped */
 	te_sv_free(&d->sv);
 	te_router_free(&d->router);
+	te_store_close(d->store);  /* commits what is pending */
 	te_loop_close(&d->loop);
 	if (r < 0) {
 		te_error("agent", "event loop: %s", te_strerror(r));

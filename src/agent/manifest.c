@@ -414,7 +414,7 @@ static void mf_routes(struct mf_ctx *x, unsigned obj)
 			continue;
 		snprintf(what, sizeof(what), "routes.%s", r->name);
 		r->priority = TE_ROUTE_PRIORITY_DEFAULT;
-		r->ttl_secs = -1;
+		r->ttl_secs = TE_TTL_UNSET;
 		te_json_pos(x->doc, x->doc->tok[k].start - 1, &r->line, &r->col);
 		mf_route(x, r, v, what);
 		if (r->route)
@@ -701,7 +701,7 @@ int te_manifest_add_route_flag(struct te_manifest *m, const char *arg,
 		.name = te_arena_strdup(&m->arena, name),
 		.route = te_arena_strdup(&m->arena, arg),
 		.priority = TE_ROUTE_PRIORITY_DEFAULT,
-		.ttl_secs = -1,
+		.ttl_secs = TE_TTL_UNSET,
 	};
 	if (!v[m->nroutes].name || !v[m->nroutes].route)
 		return -ENOMEM;

@@ -24,6 +24,7 @@
 #define TE_RING_BYTES_DEFAULT (256u * 1024)
 #define TE_ROUTE_PRIORITY_DEFAULT 0
 #define TE_TTL_DEFAULT 7200
+#define TE_TTL_UNSET INT64_MIN  /* a route without timeToLiveSecs */
 
 enum te_restart_policy { TE_RESTART_NEVER, TE_RESTART_ON_FAILURE,
 			 TE_RESTART_ON_UNHEALTHY, TE_RESTART_ALWAYS };
@@ -103,7 +104,7 @@ struct te_route_spec {
 	const char *name;
 	const char *route;        /* route language text (compiled by the hub) */
 	unsigned priority;        /* 0 (highest) .. 9 */
-	int64_t ttl_secs;         /* -1 = the store's default */
+	int64_t ttl_secs;         /* TE_TTL_UNSET: the deployment's default */
 	enum te_overflow overflow;
 	unsigned line, col;
 };

@@ -28,6 +28,7 @@ struct te_cli {
 	const char *tail;          /* logs --tail N */
 	const char *since;         /* logs --since DURATION */
 	const char *timeout;       /* call --timeout SECS */
+	const char *limit;         /* queue peek --limit N */
 	int argc;                  /* positional arguments left */
 	char **argv;
 };
@@ -40,6 +41,7 @@ enum {
 	TE_OPT_LOG = 1u << 3,      /* --log-level */
 	TE_OPT_LOGS = 1u << 4,     /* -f, --tail, --since */
 	TE_OPT_CALL = 1u << 5,     /* --timeout */
+	TE_OPT_QUEUE = 1u << 6,    /* --limit */
 };
 
 /* Parse argv (argv[0] is the verb). Prints "tinyedge VERB: ..." and returns

@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "core/err.h"
+#include "store/store.h"
 #include "core/json.h"
 #include "agent/sandbox.h"
 
@@ -63,6 +64,36 @@ static unsigned check_state_dir(const struct te_config *cfg, struct te_diag *d)
 		te_diag_report(d, NULL, 0, 0, "state dir %s: %s", cfg->state_dir, strerror(errno));
 		return 1;
 	}
+	return 0;
+}
+
+/* An existing store must open: a corrupt or unwritable one would leave the
+ * daemon without its offline queue. One a running daemon holds is fine. */
+static unsigned check_store(const struct te_config *cfg, struct te_diag *d)
+{
+	struct te_store_opts o;
+	struct te_store *s;
+	char path[PATH_MAX + 8], file[PATH_MAX + 16], err[TE_STORE_ERR_MAX];
+	int r;
+
+	if (cfg->store.path[0])
+		snprintf(path, sizeof(path), "%s", cfg->store.path);
+	else
+		snprintf(path, sizeof(path), "%s/store", cfg->state_dir);
+	snprintf(file, sizeof(file), "%s/data.mdb", path);
+	if (access(file, F_OK) < 0)
+		return 0;  /* created at start */
+	te_store_opts_init(&o);
+	o.path = path;
+	o.max_bytes = cfg->store.max_bytes;
+	r = te_store_open(&s, &o, err, sizeof(err));
+	if (r == -EBUSY)
+		return 0;  /* the running daemon's */
+	if (r < 0) {
+		te_diag_report(d, NULL, 0, 0, "%s", err);
+		return 1;
+	}
+	te_store_close(s);
 	return 0;
 }
 
@@ -214,7 +245,8 @@ int te_cmd_check(int argc, char **argv)
 	if (rc == 0) {
 		te_manifest_check_host(&m, &c.diag);
 		check_ids(&m, &c.diag);
-		check_state_dir(&cfg, &c.diag);
+		if (!check_state_dir(&cfg, &c.diag))
+			check_store(&cfg, &c.diag);
 	}
 	if (cli.json)
 		print_json(&c, &cfg, &m, cpath, mpath);

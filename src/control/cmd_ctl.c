@@ -47,7 +47,10 @@ static int send_all(int fd, const char *s, size_t n)
 	return 0;
 }
 
-/* Read the whole answer (up to 16 MiB) into a malloc'd NUL-terminated buffer. */
+#define ANSWER_MAX (64u << 20)
+
+/* Read the whole answer (up to ANSWER_MAX) into a malloc'd NUL-terminated
+ * buffer; NULL (reported) if it is longer. */
 static char *recv_all(int fd, size_t *len)
 {
 	size_t cap = 65536;
@@ -61,12 +64,17 @@ static char *recv_all(int fd, size_t *len)
 		if (n < 0)
 			break;
 		*len += (size_t)n;
-		if (*len + 1 == cap && cap < (16u << 20)) {
-			p = realloc(buf, cap *= 2);
-			if (!p)
-				break;
-			buf = p;
+		if (*len + 1 < cap)
+			continue;
+		if (cap >= ANSWER_MAX || !(p = realloc(buf, cap * 2))) {
+			/* Never print a truncated answer as if it were whole. */
+			fprintf(stderr, "tinyedge: the daemon's answer is over %u MiB%s\n",
+				ANSWER_MAX >> 20, cap >= ANSWER_MAX ? " (use --limit)" : ": out of memory");
+			free(buf);
+			return NULL;
 		}
+		buf = p;
+		cap *= 2;
 	}
 	if (buf)
 		buf[*len] = '\0';
@@ -283,6 +291,116 @@ int te_cmd_stats(int argc, char **argv)
 		else
 			rc = print_stats(buf, len);
 	}
+	free(buf);
+	return rc;
+}
+
+/* --- queue --- */
+
+static int64_t num(const struct te_json_doc *d, int obj, const char *key)
+{
+	int t = obj >= 0 ? te_json_get(d, (unsigned)obj, key) : -1;
+	int64_t v = 0;
+
+	if (t >= 0)
+		te_json_int(d, (unsigned)t, &v);
+	return v;
+}
+
+static int print_queue(const char *buf, size_t len)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	char text[300], ep[160];
+	int st, up, qs, e;
+
+	if (te_json_parse(&doc, "answer", buf, len, NULL, &diag) < 0 ||
+	    (st = te_json_get(&doc, 0, "store")) < 0 || (up = te_json_get(&doc, 0, "upstream")) < 0 ||
+	    (qs = te_json_get(&doc, 0, "queues")) < 0) {
+		fprintf(stderr, "tinyedge queue: malformed answer from the daemon\n");
+		te_json_free(&doc);
+		return TE_EXIT_FAIL;
+	}
+	e = te_json_get(&doc, (unsigned)st, "error");
+	if (e >= 0 && te_json_str(&doc, (unsigned)e, text, sizeof(text), NULL) >= 0) {
+		printf("store: NOT AVAILABLE: %s\n", text);
+	} else {
+		printf("store: %lld messages, %lld bytes; file %lld of %lld bytes (quota %lld)\n",
+		       (long long)num(&doc, st, "messages"), (long long)num(&doc, st, "bytes"),
+		       (long long)num(&doc, st, "fileBytes"), (long long)num(&doc, st, "mapBytes"),
+		       (long long)num(&doc, st, "capBytes"));
+		printf("store: written %lld bytes (%lld per hour), %lld commits, %lld expired, %lld evicted\n",
+		       (long long)num(&doc, st, "storeBytesWritten"),
+		       (long long)num(&doc, st, "storeBytesWrittenPerHour"),
+		       (long long)num(&doc, st, "commits"), (long long)num(&doc, st, "expired"),
+		       (long long)num(&doc, st, "evicted"));
+		e = te_json_get(&doc, (unsigned)st, "lastError");
+		if (e >= 0 && te_json_str(&doc, (unsigned)e, text, sizeof(text), NULL) >= 0)
+			printf("store: last error: %s\n", text);
+	}
+	printf("$upstream: %lld accepted, %lld committed, %lld failed, %lld dropped\n\n",
+	       (long long)num(&doc, up, "accepted"), (long long)num(&doc, up, "committed"),
+	       (long long)num(&doc, up, "failed"), (long long)num(&doc, up, "dropped"));
+	printf("%-20s %-4s %-10s %-12s %-10s %-10s %-10s %s\n", "ENDPOINT", "PRIO", "MESSAGES",
+	       "BYTES", "OLDEST-S", "DELIVERED", "EXPIRED", "EVICTED");
+	TE_JSON_FOREACH_ELEM(&doc, (unsigned)qs, q) {
+		field_text(&doc, q, "endpoint", ep, sizeof(ep));
+		printf("%-20s %-4lld %-10lld %-12lld %-10lld %-10lld %-10lld %lld\n", ep,
+		       (long long)num(&doc, (int)q, "priority"), (long long)num(&doc, (int)q, "messages"),
+		       (long long)num(&doc, (int)q, "bytes"), (long long)num(&doc, (int)q, "oldestAgeSecs"),
+		       (long long)num(&doc, (int)q, "delivered"), (long long)num(&doc, (int)q, "expired"),
+		       (long long)num(&doc, (int)q, "evicted"));
+	}
+	te_json_free(&doc);
+	return TE_EXIT_OK;
+}
+
+int te_cmd_queue(int argc, char **argv)
+{
+	struct te_cli cli;
+	char req[512];
+	struct te_jw w;
+	const char *action = "stats";
+	long limit = 100;
+	char *buf, *end;
+	size_t len;
+	int rc;
+
+	if (te_cli_parse(&cli, argc, argv, TE_OPT_JSON | TE_OPT_QUEUE) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc) {
+		action = cli.argv[0];
+		if ((strcmp(action, "purge") && strcmp(action, "peek")) || cli.argc != 2)
+			return te_cli_usage_error(&cli, "expected 'queue', 'queue purge ENDPOINT' or "
+						  "'queue peek ENDPOINT'");
+	}
+	if (cli.limit) {
+		errno = 0;
+		limit = strtol(cli.limit, &end, 10);
+		if (errno || *end || end == cli.limit || limit < 1 || limit > 1000000)
+			return te_cli_usage_error(&cli, "--limit '%s': 1 to 1000000", cli.limit);
+	}
+	te_jw_init(&w, req, sizeof(req) - 2);
+	te_jw_obj_open(&w);
+	te_jw_kstr(&w, "cmd", "queue");
+	te_jw_kstr(&w, "action", action);
+	if (cli.argc == 2)
+		te_jw_kstr(&w, "endpoint", cli.argv[1]);
+	te_jw_kint(&w, "limit", limit);
+	te_jw_obj_close(&w);
+	if (te_jw_finish(&w) < 0)
+		return te_cli_usage_error(&cli, "endpoint name too long");
+	memcpy(req + w.len, "\n", 2);
+	buf = te_ctl_call(&cli, req, &len);
+	if (!buf)
+		return TE_EXIT_FAIL;
+	rc = te_ctl_answer_error(&cli, buf, len);
+	if (rc < 0 && (cli.json || cli.argc))
+		fwrite(buf, 1, len, stdout), rc = TE_EXIT_OK;
+	else if (rc < 0)
+		rc = print_queue(buf, len);
 	free(buf);
 	return rc;
 }

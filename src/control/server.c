@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "hub/wire.h"
+#include "store/store.h"
 #include "server.h"
 
 #define FOLLOW_POLL_MS 200
@@ -112,6 +113,12 @@ int te_ctl_list_json(struct te_supervisor *sv, char *buf, size_t cap,
 		}
 		te_jw_arr_close(&w);
 		te_jw_kint(&w, "upstreamMessages", (int64_t)sv->router->upstream_msgs);
+		te_jw_key(&w, "store");
+		te_jw_obj_open(&w);
+		te_jw_kbool(&w, "ok", sv->router->store != NULL);
+		if (!sv->router->store)
+			te_jw_kstr(&w, "error", sv->router->store_error);
+		te_jw_obj_close(&w);
 	}
 	te_jw_obj_close(&w);
 	r = te_jw_finish(&w);
@@ -226,9 +233,68 @@ static const struct te_json_policy req_policy[] = {
 	{ "payload", TE_JSON_NULL | TE_JSON_BOOL | TE_JSON_NUMBER | TE_JSON_STRING |
 		     TE_JSON_OBJECT | TE_JSON_ARRAY, 0 },
 	{ "timeoutSecs", TE_JSON_NUMBER, 0 },
+	{ "action", TE_JSON_STRING, 0 },
+	{ "endpoint", TE_JSON_STRING, 0 },
+	{ "limit", TE_JSON_NUMBER, 0 },
 };
 enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_INPUT, RQ_RECORD, RQ_METHOD,
-       RQ_PAYLOAD, RQ_TIMEOUT, RQ_N };
+       RQ_PAYLOAD, RQ_TIMEOUT, RQ_ACTION, RQ_ENDPOINT, RQ_LIMIT, RQ_N };
+
+/* `tinyedge queue`: figures, purge ENDPOINT, peek ENDPOINT. */
+static void reply_queue(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb)
+{
+	struct te_router *rt = c->ctl->sv->router;
+	char action[16] = "stats", ep[160] = "";
+	struct te_store_cursor cur;
+	int64_t limit = 100, n = 0;
+	struct te_jw w;
+	char *buf;
+	size_t len;
+	int r;
+
+	if (!rt)
+		return client_error(c, 1, "no router");
+	if (tb[RQ_ACTION] >= 0 && te_json_str(doc, (unsigned)tb[RQ_ACTION], action, sizeof(action), NULL) < 0)
+		return client_error(c, 2, "invalid action");
+	if (tb[RQ_ENDPOINT] >= 0 && te_json_str(doc, (unsigned)tb[RQ_ENDPOINT], ep, sizeof(ep), NULL) < 0)
+		return client_error(c, 2, "invalid endpoint");
+	if (tb[RQ_LIMIT] >= 0 && (te_json_int(doc, (unsigned)tb[RQ_LIMIT], &limit) < 0 || limit < 1))
+		return client_error(c, 2, "limit: a positive number");
+	if (!strcmp(action, "stats")) {
+		buf = malloc(1u << 20);
+		if (!buf)
+			return client_error(c, 1, te_strerror(-ENOMEM));
+		te_jw_init(&w, buf, 1u << 20);
+		r = te_queue_json(rt, &w);
+		if (r < 0)
+			client_error(c, 1, te_strerror(r));
+		else
+			client_put(c, buf, w.len), client_put(c, "\n", 1);
+		free(buf);
+		return;
+	}
+	if (strcmp(action, "purge") && strcmp(action, "peek"))
+		return client_error(c, 2, "unknown queue action");
+	r = !strcmp(action, "purge") ? te_queue_purge(rt, ep) : te_queue_peek_begin(rt, ep, &cur);
+	if (r == -ENOTCONN)
+		return client_error(c, 1, rt->store_error[0] ? rt->store_error : "no store");
+	if (r == -ENOENT)
+		return client_error(c, 2, "no such endpoint in the store");
+	if (r < 0)
+		return client_error(c, 1, te_strerror(r));
+	if (!strcmp(action, "purge")) {
+		client_put(c, "{\"ok\":true}\n", 12);
+		return;
+	}
+	client_put(c, "{\"records\":[", 12);
+	while (n < limit && (r = te_queue_peek_next(rt, &cur, &buf, &len)) == 0) {
+		if (n++)
+			client_put(c, ",", 1);
+		client_put(c, buf, len);
+		free(buf);
+	}
+	client_put(c, "]}\n", 3);
+}
 
 #define CALL_TIMEOUT_DEFAULT 30  /* seconds: Azure's default responseTimeout */
 
@@ -420,6 +486,8 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "list"))
 		return reply_list(c);
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "queue"))
+		return reply_queue(c, doc, tb);
 	if (tb[RQ_MODULE] < 0 || te_json_str(doc, (unsigned)tb[RQ_MODULE], name, sizeof(name), NULL) < 0)
 		return client_error(c, 2, "missing or invalid module name");
 	md = te_sv_find(sv, name);

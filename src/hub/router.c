@@ -71,6 +71,7 @@ int te_router_set_routes(struct te_router *rt, const struct te_manifest *m,
 		v[i].name = strdup(m->routes[i].name);
 		v[i].priority = m->routes[i].priority;
 		v[i].overflow = m->routes[i].overflow;
+		v[i].ttl_secs = m->routes[i].ttl_secs;
 		if (!v[i].name || compile_one(m, &m->routes[i], &v[i].r, diag) < 0)
 			bad++;
 	}
@@ -93,6 +94,7 @@ int te_router_set_routes(struct te_router *rt, const struct te_manifest *m,
 		}
 	}
 	routes_free(rt->routes, rt->nroutes);
+	rt->ttl_default = m->has_ttl ? m->ttl_secs : rt->ttl_config;
 	rt->routes = v;
 	rt->nroutes = m->nroutes;
 	return 0;
@@ -128,6 +130,15 @@ static int spill_push(struct te_spill *q, const void *rec, uint32_t len)
 	return 0;
 }
 
+uint32_t te_spill_peek(struct te_port *p, void *buf)
+{
+	uint32_t len;
+
+	spill_copy_out(&p->spill, p->spill.head, &len, 4);
+	spill_copy_out(&p->spill, p->spill.head + 4, buf, len);
+	return len;
+}
+
 /* Drop the oldest spilled record (drop-oldest policy). */
 static void spill_pop(struct te_spill *q)
 {
@@ -138,7 +149,37 @@ static void spill_pop(struct te_spill *q)
 	q->used -= len + 4;
 }
 
+void te_spill_drop(struct te_port *p)
+{
+	spill_pop(&p->spill);
+}
+
 static void stdio_flush(struct te_port *p);
+
+/* Messages wait for the module, in memory or in the store. */
+static bool queued(const struct te_port *p)
+{
+	return p->spill.used || p->stored;
+}
+
+/* The store tier of a ring module's queue, once memory is empty. */
+static void store_flush(struct te_port *p)
+{
+	struct te_ring *r = te_ringset_tx(&p->rs);
+	uint32_t len;
+	void *slot;
+
+	while (!p->spill.used && p->running && te_port_store_peek(p->rt, p, &len) == 1) {
+		slot = te_ring_reserve(r, len);
+		te_port_store_done(p->rt, p, slot != NULL);
+		if (!slot)
+			return;
+		memcpy(slot, p->rt->rx, len);
+		te_ring_commit(r);
+		p->msgs_in++;
+		p->wake = true;
+	}
+}
 
 /* Move spilled records into the in-ring while it has room. */
 static void spill_flush(struct te_port *p)
@@ -164,6 +205,7 @@ static void spill_flush(struct te_port *p)
 		p->msgs_in++;
 		p->wake = true;
 	}
+	store_flush(p);
 }
 
 /* --- delivery --- */
@@ -182,12 +224,27 @@ static struct te_port *port_find(struct te_router *rt, const char *name)
 
 enum { DELIVERED, QUEUED, NO_MODULE, DROPPED_FULL, BAD };
 
+/* The spill policy: memory first, then the store; once something is in
+ * the store the rest follows it there (in order). When the store's buffer
+ * is full, the sender holds the message (and is not read meanwhile).
+ * rt->tx holds the record. */
+static bool spill_to_store(struct te_router *rt, struct te_port *src, struct te_port *p,
+			   unsigned prio, int64_t ttl, size_t len)
+{
+	int r;
+
+	if (!p->stored && spill_push(&p->spill, rt->tx, (uint32_t)len) == 0)
+		return true;
+	r = te_port_store_put(rt, p, prio, ttl, rt->tx, len);
+	return r == 0 || (r == -EAGAIN && te_port_store_hold(rt, src, p, prio, ttl, rt->tx, len));
+}
+
 /* Write the message, renamed to the target's input, into its in-ring, or
  * apply the overflow policy. src (NULL for injected messages) is the port
  * the message came from: the block policy stops reading it. */
 static int deliver(struct te_router *rt, struct te_port *src, struct te_port *p,
-		   const char *input, enum te_overflow policy, struct te_msg *m,
-		   uint64_t *evicted)
+		   const char *input, enum te_overflow policy, unsigned prio, int64_t ttl,
+		   struct te_msg *m, uint64_t *evicted)
 {
 	struct te_msg out = *m;
 	size_t len;
@@ -200,13 +257,12 @@ static int deliver(struct te_router *rt, struct te_port *src, struct te_port *p,
 	if (te_msg_encode(&out, rt->tx, RECORD_CAP, &len) < 0)
 		return BAD;
 	/* In order: nothing may overtake what is already queued. */
-	if (p->stdio && p->running && !p->spill.used && !p->olen &&
-	    stdio_put(p, &out) == 0) {
+	if (p->stdio && p->running && !queued(p) && !p->olen && stdio_put(p, &out) == 0) {
 		p->msgs_in++;
 		stdio_flush(p);
 		return DELIVERED;
 	}
-	slot = p->running && !p->stdio && !p->spill.used ?
+	slot = p->running && !p->stdio && !queued(p) ?
 	       te_ring_reserve(te_ringset_tx(&p->rs), (uint32_t)len) : NULL;
 	if (slot) {
 		memcpy(slot, rt->tx, len);
@@ -225,7 +281,10 @@ static int deliver(struct te_router *rt, struct te_port *src, struct te_port *p,
 		p->dropped++;
 		(*evicted)++;
 	}
-	if (spill_push(&p->spill, rt->tx, (uint32_t)len) < 0) {
+	/* spill: memory first, then the store; once something is in the
+	 * store, the rest follows it there (in order). */
+	if (policy == TE_OVERFLOW_SPILL ? !spill_to_store(rt, src, p, prio, ttl, len) :
+	    spill_push(&p->spill, rt->tx, (uint32_t)len) < 0) {
 		p->dropped++;
 		return DROPPED_FULL;
 	}
@@ -246,7 +305,7 @@ int te_router_send(struct te_router *rt, const char *module, const char *input,
 	uint64_t evicted = 0;
 
 	switch (deliver(rt, NULL, port_find(rt, module), input, TE_OVERFLOW_SPILL,
-			&copy, &evicted)) {
+			TE_ROUTE_PRIORITY_DEFAULT, TE_TTL_UNSET, &copy, &evicted)) {
 	case DELIVERED:
 	case QUEUED:
 		return 0;
@@ -294,14 +353,16 @@ static void route_message(struct te_router *rt, struct te_port *src, struct te_m
 		if (!hit[i] || seen_before(rt, i, hit))
 			continue;
 		if (rr->r.sink == TE_RSINK_UPSTREAM) {
-			rt->upstream_msgs++;
-			rr->delivered++;
+			if (te_upstream_put(rt, src, rr->priority, rr->ttl_secs, m))
+				rr->delivered++;
+			else
+				rr->dropped_full++;
 			continue;
 		}
 		if (!rr->port)
 			rr->port = port_find(rt, rr->r.sink_module);
-		switch (deliver(rt, src, rr->port, rr->r.sink_input,
-				rr->overflow, m, &rr->dropped_oldest)) {
+		switch (deliver(rt, src, rr->port, rr->r.sink_input, rr->overflow, rr->priority,
+				rr->ttl_secs, m, &rr->dropped_oldest)) {
 		case DELIVERED:
 		case QUEUED:
 			rr->delivered++;
@@ -383,11 +444,15 @@ static void stdio_flush(struct te_port *p)
 
 	while (p->open && p->running && p->sin.fd >= 0) {
 		if (!p->olen) {
-			if (!p->spill.used)
+			if (p->spill.used) {
+				spill_copy_out(&p->spill, p->spill.head, &len, 4);
+				spill_copy_out(&p->spill, p->spill.head + 4, p->rt->rx, len);
+				spill_pop(&p->spill);
+			} else if (te_port_store_peek(p->rt, p, &len) == 1) {
+				te_port_store_done(p->rt, p, true);
+			} else {
 				break;
-			spill_copy_out(&p->spill, p->spill.head, &len, 4);
-			spill_copy_out(&p->spill, p->spill.head + 4, p->rt->rx, len);
-			spill_pop(&p->spill);
+			}
 			if (te_msg_decode(p->rt->rx, len, &m, props, TE_WIRE_PROPS_MAX) < 0 ||
 			    stdio_put(p, &m) < 0) {
 				p->dropped++;
@@ -463,7 +528,7 @@ static bool stdio_lines(struct te_port *p)
 	uint32_t at = 0;
 	char *nl;
 
-	while (!p->blocked_on && (nl = memchr(p->lbuf + at, '\n', p->lhave - at))) {
+	while (!p->blocked_on && !p->held && (nl = memchr(p->lbuf + at, '\n', p->lhave - at))) {
 		uint32_t len = (uint32_t)(nl - (p->lbuf + at));
 
 		if (p->ldiscard) {
@@ -475,7 +540,7 @@ static bool stdio_lines(struct te_port *p)
 	}
 	memmove(p->lbuf, p->lbuf + at, p->lhave - at);
 	p->lhave -= at;
-	return !p->blocked_on;
+	return !p->blocked_on && !p->held;
 }
 
 /* Read the module's stdout and route its lines. While a block route's
@@ -527,7 +592,7 @@ static void stdio_drain(struct te_port *p)
 		fd_close(rt->loop, &p->sout);
 		return;
 	}
-	if (p->blocked_on && p->sout.fd >= 0 && (p->sout.events & EPOLLIN))
+	if ((p->blocked_on || p->held) && p->sout.fd >= 0 && (p->sout.events & EPOLLIN))
 		te_io_mod(rt->loop, &p->sout, 0);
 }
 
@@ -561,11 +626,11 @@ static void port_drain(struct te_port *p)
 		stdio_drain(p);
 		return;
 	}
-	while (p->open && !p->blocked_on) {
+	while (p->open && !p->blocked_on && !p->held) {
 		k = te_ring_read_copy(r, rt->rx, RECORD_CAP, &len);
 		if (k == 1 && route_record(rt, p, len) == 0) {
-			if (p->blocked_on)
-				return; /* on_flush reads on when the target drained */
+			if (p->blocked_on || p->held)
+				return; /* read on when the target drained / the store took it */
 			if (++n < TE_ROUTER_BATCH)
 				continue;
 			te_timer_set(rt->loop, &p->again, 0); /* let others run */
@@ -597,7 +662,7 @@ static void on_retry(struct te_loop *l, struct te_timer *t)
 	struct te_router *rt = (struct te_router *)((char *)t - offsetof(struct te_router, retry));
 
 	for (unsigned i = 0; i < rt->nports; i++) {
-		if (rt->ports[i]->spill.used && rt->ports[i]->running && !rt->ports[i]->stdio) {
+		if (queued(rt->ports[i]) && rt->ports[i]->running && !rt->ports[i]->stdio) {
 			te_timer_set(l, t, 1);
 			return;
 		}
@@ -618,9 +683,9 @@ static void on_flush(struct te_loop *l, struct te_hook *h)
 	for (unsigned i = 0; i < rt->nports; i++) {
 		struct te_port *p = rt->ports[i];
 
-		if (p->spill.used)
+		if (queued(p))
 			spill_flush(p);
-		if (p->blocked_on && !p->blocked_on->spill.used) {
+		if (p->blocked_on && !queued(p->blocked_on)) {
 			p->blocked_on = NULL;
 			te_timer_set(l, &p->again, 0);
 		}
@@ -962,6 +1027,7 @@ struct te_port *te_router_port(struct te_router *rt, const char *name,
 	p->up.fd = p->down_fd = p->memfd = p->sin.fd = p->sout.fd = -1;
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	rt->ports[rt->nports++] = p;
+	te_port_store_attach(rt, p);
 	return p;
 }
 
@@ -974,9 +1040,13 @@ void te_port_free(struct te_port *p)
 	free(p->lbuf);
 	free(p->obuf);
 	te_twin_free(&p->twin);
+	free(p->held);
 	for (unsigned i = 0; i < rt->nroutes; i++)
 		if (rt->routes[i].port == p)
 			rt->routes[i].port = NULL;
+	for (unsigned i = 0; i < rt->nports; i++)
+		if (rt->ports[i]->held_dest == p)
+			rt->ports[i]->held_dest = NULL;  /* stored for nobody now */
 	for (unsigned i = 0; i < rt->nports; i++) {
 		if (rt->ports[i]->blocked_on == p) {
 			rt->ports[i]->blocked_on = NULL;
@@ -1010,6 +1080,7 @@ int te_router_init(struct te_router *rt, struct te_loop *loop)
 
 void te_router_free(struct te_router *rt)
 {
+	te_router_detach_store(rt);
 	while (rt->nports)
 		te_port_free(rt->ports[rt->nports - 1]);
 	free(rt->ports);

@@ -29,6 +29,7 @@
 #include "core/loop.h"
 #include "ring.h"
 #include "route.h"
+#include "store/store.h"
 #include "twin.h"
 
 #define TE_ROUTER_BATCH 1024          /* records drained per port per turn */
@@ -45,6 +46,7 @@ struct te_spill {
 
 struct te_router;
 struct te_stdio_scratch;
+struct te_store;
 
 struct te_port {
 	struct te_router *rt;
@@ -72,6 +74,29 @@ struct te_port {
 	struct te_twin twin;    /* ring modules: desired and reported properties */
 	uint64_t twin_reports, methods;
 	struct te_port *blocked_on;  /* a block route's target is backlogged */
+	/* A message for $upstream the store could not take yet (its pending
+	 * buffer was full): the port is not read until it is stored. */
+	uint8_t *held;
+	uint32_t held_len;
+	unsigned held_prio;
+	int64_t held_ttl;
+	uint32_t held_ep;            /* $upstream, or a module's spill endpoint */
+	struct te_port *held_dest;   /* that module (NULL for $upstream) */
+	/* Past the in-memory queue, spilled messages go to the store (its
+	 * endpoint "/modules/NAME"): stored of them are there (committed or
+	 * not), read back in the store's order when the queue has drained. */
+	bool has_ep;
+	uint32_t store_ep;
+	uint64_t stored, last_put_seq;
+	struct te_store_cursor cur, cur_prev;
+	/* What the in-memory tier held at the last shutdown, in front of the
+	 * rest: its own endpoint "/modules/NAME/head", read first. */
+	uint32_t head_ep;
+	uint64_t head_left;
+	struct te_store_cursor cur_head;
+	bool peek_head;
+	unsigned peek_prio;
+	uint64_t peek_seq;
 	uint64_t msgs_out, msgs_in, dropped, spilled, blocked;
 };
 
@@ -79,6 +104,7 @@ struct te_rroute {
 	struct te_route r;
 	const char *name;
 	unsigned priority;
+	int64_t ttl_secs;      /* TE_TTL_UNSET: the deployment's or the config's */
 	enum te_overflow overflow;
 	struct te_port *port;  /* the sink module's port, looked up once */
 	uint64_t matched, delivered;
@@ -98,7 +124,19 @@ struct te_router {
 	uint8_t *rx;               /* one record copied out of a ring */
 	uint8_t *tx;               /* one record being encoded */
 	struct te_stdio_scratch *stdio_sc;  /* decoding a stdio line; on first use */
-	uint64_t upstream_msgs;    /* counted until the store lands */
+	uint64_t upstream_msgs;    /* accepted for $upstream (queued in the store) */
+	/* The offline store ($upstream queue); NULL when it could not be
+	 * opened (store_error says why): $upstream messages are then counted
+	 * and dropped, module-to-module traffic goes on. */
+	struct te_store *store;
+	uint32_t up_ep;
+	struct te_io store_io;
+	struct te_timer store_tick;  /* expiry, reader check, clock record */
+	char store_error[256];
+	uint64_t store_since_ms;     /* opened (te_now_ms) */
+	int64_t ttl_config;          /* storeAndForward.timeToLiveSecs */
+	int64_t ttl_default;         /* the deployment's, else ttl_config */
+	uint64_t upstream_committed, upstream_failed, upstream_dropped;
 	/* A module corrupted its ring (its port is closed already). */
 	void (*on_corrupt)(struct te_router *rt, struct te_port *p);
 	/* A module answered direct method call id (te_port_call). */
@@ -120,6 +158,60 @@ int te_router_set_routes(struct te_router *rt, const struct te_manifest *m,
  * full: dropped), -EMSGSIZE. */
 int te_router_send(struct te_router *rt, const char *module, const char *input,
 		   const struct te_msg *m);
+
+/* Use s (opened by the caller, who closes it after te_router_free) for
+ * $upstream. 0 or -errno. */
+int te_router_attach_store(struct te_router *rt, struct te_store *s);
+/* Before te_store_close: stop using it. */
+void te_router_detach_store(struct te_router *rt);
+/* Point o's commit callback at the router (before te_store_open). */
+struct te_store_opts;
+void te_router_store_opts(struct te_router *rt, struct te_store_opts *o);
+
+/* The module spill tier in the store (upqueue.c, for router.c): put a
+ * record for p (0 or -errno); read the next one into rt->rx (1 with *len,
+ * 0 none yet), then say whether it was delivered (acknowledged) or not
+ * (it is read again next time). */
+int te_port_store_put(struct te_router *rt, struct te_port *p, unsigned prio,
+		      int64_t ttl_secs, const void *rec, size_t len);
+/* The store's buffer is full: src keeps the record for p's endpoint and is
+ * not read until it is stored. true = held. */
+bool te_port_store_hold(struct te_router *rt, struct te_port *src, struct te_port *p,
+			unsigned prio, int64_t ttl_secs, const void *rec, size_t len);
+int te_port_store_peek(struct te_router *rt, struct te_port *p, uint32_t *len);
+void te_port_store_done(struct te_router *rt, struct te_port *p, bool delivered);
+/* The oldest record of p's in-memory queue into buf (its length), and
+ * dropping it; the queue must not be empty. */
+uint32_t te_spill_peek(struct te_port *p, void *buf);
+void te_spill_drop(struct te_port *p);
+/* At shutdown, after the modules stopped: move every in-memory queue into
+ * the store (waits for the store's writer when its buffer is full). */
+void te_router_persist_spills(struct te_router *rt);
+/* Find p's endpoint and what a previous run left there. */
+void te_port_store_attach(struct te_router *rt, struct te_port *p);
+
+/* Queue a message for $upstream at priority prio with ttl_secs
+ * (TE_TTL_UNSET: the default; <= 0: until the quota evicts it). src (may be NULL) is the module it came from: when the store
+ * cannot take it now, src holds it and is not read until it is stored.
+ * true = accepted, false = dropped (no store, or no src to hold it). */
+bool te_upstream_put(struct te_router *rt, struct te_port *src, unsigned prio,
+		     int64_t ttl_secs, const struct te_msg *m);
+
+/* `tinyedge queue`: the store's and the queues' figures as one JSON
+ * object (te_jw_finish's result). */
+struct te_jw;
+struct te_store_cursor;
+int te_queue_json(struct te_router *rt, struct te_jw *w);
+/* Delete every record of an endpoint the store knows. 0, -ENOENT (no such
+ * endpoint), -ENOTCONN (no store), or te_store_purge's error. */
+int te_queue_purge(struct te_router *rt, const char *endpoint);
+/* Read an endpoint's records in delivery order, without removing them:
+ * begin (0, -ENOENT, -ENOTCONN), then next until -ENOENT; each gives one
+ * JSON object in a malloc'd *json (the caller frees it). */
+int te_queue_peek_begin(struct te_router *rt, const char *endpoint,
+			struct te_store_cursor *c);
+int te_queue_peek_next(struct te_router *rt, struct te_store_cursor *c, char **json,
+		       size_t *len);
 
 /* Validate routes without a router (for `check` and reloads). */
 unsigned te_routes_check(const struct te_manifest *m, struct te_diag *diag);

@@ -105,7 +105,7 @@ static void test_sample(void)
 	TAP_EQ_STR(man.routes[1].name, "r2", "route name");
 	TAP_EQ_INT(man.routes[1].priority, 2, "route priority");
 	TAP_EQ_INT(man.routes[1].ttl_secs, 60, "route TTL");
-	TAP_EQ_INT(man.routes[0].ttl_secs, -1, "route TTL unset");
+	TAP_OK(man.routes[0].ttl_secs == TE_TTL_UNSET, "route TTL unset");
 	TAP_EQ_INT(man.ttl_secs, 100, "store TTL");
 	TAP_EQ_INT(s->line, 6, "module position line");
 	TAP_EQ_INT(s->col, 4, "module position column");
