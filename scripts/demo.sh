@@ -25,6 +25,19 @@ echo
 echo "== tinyedge list (sim-sensor -> filter -> \$upstream through shared-memory rings)"
 "$bin" list --state-dir "$tmp/state"
 echo
+echo "== tinyedge stats (message counters per module and route)"
+"$bin" stats --state-dir "$tmp/state"
+echo
+echo "== tinyedge twin filter (desired from the deployment, reported by the module)"
+"$bin" twin filter --state-dir "$tmp/state"
+echo
+echo "== tinyedge call filter ping (a direct method)"
+"$bin" call filter ping '{"hello":"tinyedge"}' --state-dir "$tmp/state"
+echo
+echo "== tinyedge queue (the offline store: \$upstream waits here for the uplink)"
+"$bin" queue --state-dir "$tmp/state"
+"$bin" queue peek '$upstream' --limit 1 --state-dir "$tmp/state"
+echo
 echo "== tinyedge route test: a route condition against one message"
 echo "   FROM /messages/* WHERE \$body.machine.temperature > 25 INTO \$upstream"
 echo '{"machine": {"temperature": 27.5}}' > "$tmp/body.json"

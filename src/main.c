@@ -39,7 +39,7 @@ static const struct command commands[] = {
 	  "  --route ROUTE          add a route (repeatable)\n"
 	  "  --upstream URL         none, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]\n"
 	  "                         (validated; the uplink itself is not built yet,\n"
-	  "                         $upstream messages are counted)\n"
+	  "                         $upstream messages wait in the store)\n"
 	  "\n"
 	  "Flags override the config file. Exit status: 0 after a clean stop,\n"
 	  "1 on a runtime failure, 2 on invalid input." },
@@ -57,8 +57,9 @@ static const struct command commands[] = {
 	  "\"lastExitTimeUtc\", \"memoryBytes\", ...}]} (Azure's reported names).\n"
 	  "runtimeStatus is running, stopped, failed, backoff or unhealthy." },
 	{ "stats", te_cmd_stats, "stats [--json] [--state-dir DIR]",
-	  "Show message counters: per module sent, received, queued (count and\n"
-	  "bytes), dropped and times its sending was blocked; per route its\n"
+	  "Show message counters: per module sent, received, spilled (messages\n"
+	  "that had to wait; and the bytes waiting in memory now), dropped and\n"
+	  "times its sending was blocked; per route its\n"
 	  "overflow policy, matched, delivered and drops by reason (no such\n"
 	  "module, full, oldest evicted); messages to $upstream. --json prints the\n"
 	  "same document as list --json." },

@@ -252,7 +252,7 @@ static int print_stats(const char *buf, size_t len)
 		return TE_EXIT_FAIL;
 	}
 	printf("%-20s %-12s %-12s %-12s %-12s %-12s %s\n", "MODULE", "MSGS-OUT", "MSGS-IN",
-	       "QUEUED", "QUEUE-BYTES", "DROPPED", "BLOCKED");
+	       "SPILLED", "QUEUE-BYTES", "DROPPED", "BLOCKED");
 	TE_JSON_FOREACH_ELEM(&doc, (unsigned)mods, m)
 		print_row(&doc, m, mod_keys, 7);
 	routes = te_json_get(&doc, 0, "routes");
