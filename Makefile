@@ -42,7 +42,7 @@ include third_party/bearssl.mk
 
 OPTFLAGS ?= -Os
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
-CPPFLAGS_TE := -D_GNU_SOURCE -Isrc -Isrc/core -Iinclude -I$(JSMN_INC) -I$(LMDB_INC) -I$(BUILD)
+CPPFLAGS_TE := -D_GNU_SOURCE -Isrc -Isrc/core -Iinclude -I$(JSMN_INC) -I$(LMDB_INC) -I$(BEARSSL_INC) -I$(BUILD)
 CFLAGS_TE := -std=gnu11 $(OPTFLAGS) $(WARN) -ffunction-sections -fdata-sections \
 	-fno-asynchronous-unwind-tables -fno-unwind-tables $(CFLAGS)
 LDFLAGS_TE := -static -Wl,--gc-sections $(LDFLAGS)
@@ -64,6 +64,8 @@ HOST_OBJS := $(SRCS:%.c=$(BUILD)/host/%.o)
 HOST_LIB := $(BUILD)/host/libte.a
 # LMDB for the unit tests, host-compiled (no sanitizers on LMDB itself).
 HOST_LMDB := $(BUILD)/host/third_party/liblmdb.a
+# BearSSL likewise (TLS, HMAC for the upstream's unit tests).
+HOST_BEARSSL := $(BUILD)/host/third_party/libbearssl.a
 UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_replay
 
@@ -138,10 +140,18 @@ $(HOST_LMDB): $(TP_STAMP)
 	@$(HOSTCC) -g $(LMDB_CFLAGS) -c $(LMDB_SRC)/midl.c -o $(dir $@)midl.o
 	@rm -f $@ && ar rcs $@ $(dir $@)mdb.o $(dir $@)midl.o
 
-$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(HOST_LIB) $(HOST_LMDB)
+$(HOST_BEARSSL): $(TP_STAMP)
+	@mkdir -p $(dir $@)bearssl
+	@echo "  HOSTCC  libbearssl"
+	@set -e; objs=; for f in $$(cd $(BEARSSL_SRC)/src && find . -name '*.c' | sort); do \
+	  o=$(dir $@)bearssl/$$(echo $$f | sed 's|^\./||; s|/|_|g; s|\.c$$|.o|'); \
+	  $(HOSTCC) -g $(BEARSSL_CFLAGS) -c $(BEARSSL_SRC)/src/$$f -o $$o; \
+	  objs="$$objs $$o"; done; rm -f $@; ar rcs $@ $$objs
+
+$(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(HOST_LIB) $(HOST_LMDB) $(HOST_BEARSSL)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) $(HOST_LMDB) -o $@ -lpthread -lm
+	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) $(HOST_LMDB) $(HOST_BEARSSL) -o $@ -lpthread -lm
 
 # The kept fuzz corpora, replayed under ASan+UBSan by `make test`.
 $(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB)
