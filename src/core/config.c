@@ -51,6 +51,8 @@ void te_config_defaults(struct te_config *c)
 	c->upstream.protocol = TE_UP_NONE;
 	c->upstream.tls = true;
 	c->upstream.keepalive_secs = 240;
+	c->upstream.inflight = 16;
+	snprintf(c->upstream.topic, sizeof(c->upstream.topic), "tinyedge/{device}/{module}/{output}");
 	c->store.ttl_secs = 7200;
 	c->backoff.initial_ms = 1000;
 	c->backoff.max_ms = 300000;
@@ -153,9 +155,12 @@ static const struct te_json_policy upstream_policy[] = {
 	{ "username", TE_JSON_STRING, 0 },
 	{ "password", TE_JSON_STRING, 0 },
 	{ "keepAliveSecs", TE_JSON_NUMBER, 0 },
+	{ "topic", TE_JSON_STRING, 0 },
+	{ "inflight", TE_JSON_NUMBER, 0 },
+	{ "clientId", TE_JSON_STRING, 0 },
 };
 enum { UP_PROTOCOL, UP_CS, UP_HOST, UP_PORT, UP_TLS, UP_CA, UP_CERT, UP_KEY,
-       UP_USER, UP_PASS, UP_KEEPALIVE, UP_N };
+       UP_USER, UP_PASS, UP_KEEPALIVE, UP_TOPIC, UP_INFLIGHT, UP_CLIENT, UP_N };
 
 static void cfg_upstream_rules(struct cfg_ctx *x, unsigned obj, const int *tb,
 			       int device_tok)
@@ -223,6 +228,9 @@ static void cfg_upstream(struct cfg_ctx *x, int obj, int device_tok)
 	cfg_str(x, tb[UP_PASS], "upstream.password", u->password, sizeof(u->password));
 	cfg_uint(x, tb[UP_KEEPALIVE], "upstream.keepAliveSecs", 5, 65535,
 		 &u->keepalive_secs);
+	cfg_str(x, tb[UP_TOPIC], "upstream.topic", u->topic, sizeof(u->topic));
+	cfg_uint(x, tb[UP_INFLIGHT], "upstream.inflight", 1, 1024, &u->inflight);
+	cfg_str(x, tb[UP_CLIENT], "upstream.clientId", u->client_id, sizeof(u->client_id));
 	if ((tb[UP_CERT] >= 0) != (tb[UP_KEY] >= 0)) {
 		te_json_error(x->doc, x->diag, (unsigned)obj,
 			      "upstream: certFile and keyFile go together");

@@ -33,6 +33,9 @@ struct te_upstream_config {
 	char username[TE_SECRET_MAX];
 	char password[TE_SECRET_MAX];
 	unsigned keepalive_secs;
+	char topic[TE_HOST_MAX];  /* generic mqtt: telemetry topic template */
+	unsigned inflight;        /* unacknowledged QoS 1 publishes (16) */
+	char client_id[TE_HOST_MAX]; /* generic mqtt: "" = the device id */
 };
 
 struct te_config {
