@@ -79,8 +79,9 @@ int te_url_decode(const char *s, size_t n, char *out, size_t cap, size_t *len,
  * are lower-case already; azure-sdk-for-c does not fold case either).
  * The decoded key is wiped from the stack before returning.
  * 0, -TE_EINVALID (key_b64 not strict base64, or empty, or longer than
- * TE_SECRET_MAX; key_name not a valid id), -TE_ENOSPACE (no *len here:
- * TE_SECRET_MAX is always enough for a resource of host + two ids). */
+ * TE_SECRET_MAX; key_name not a valid id), or -TE_ENOSPACE when cap is
+ * too small (TE_SECRET_MAX holds any token for a host and ids made of
+ * letters, digits and "-._"; every other id character takes three). */
 int te_azure_sas(const char *key_b64, const char *resource_uri,
 		 uint64_t expiry, const char *key_name, char *out, size_t cap);
 
