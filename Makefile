@@ -165,14 +165,14 @@ $(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h
 
 # make fuzz: libFuzzer over each mode for FUZZ_SECS seconds; new inputs go
 # to $(BUILD)/fuzz/corpus-MODE (copy the interesting ones to test/fuzz/corpus).
-$(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h
+$(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h $(HOST_BEARSSL)
 	@mkdir -p $(dir $@)
 	@mkdir -p $(BUILD)/fuzz/lmdb
 	clang -g -O1 $(LMDB_CFLAGS) -c $(LMDB_SRC)/mdb.c -o $(BUILD)/fuzz/lmdb/mdb.o
 	clang -g -O1 $(LMDB_CFLAGS) -c $(LMDB_SRC)/midl.c -o $(BUILD)/fuzz/lmdb/midl.o
 	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) \
-	  $(BUILD)/fuzz/lmdb/mdb.o $(BUILD)/fuzz/lmdb/midl.o -o $@ -lm -lpthread
+	  $(BUILD)/fuzz/lmdb/mdb.o $(BUILD)/fuzz/lmdb/midl.o $(HOST_BEARSSL) -o $@ -lm -lpthread
 
 fuzz: $(FUZZ_BIN)
 	@for m in $(FUZZ_MODES); do mkdir -p $(BUILD)/fuzz/corpus-$$m; \

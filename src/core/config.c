@@ -9,6 +9,7 @@
 #include "err.h"
 #include "json.h"
 #include "jvalue.h"
+#include "upstream/azure.h"
 
 static const char *const protocol_names[] = { "none", "mqtt", "azure-iot-hub" };
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -58,54 +59,6 @@ void te_config_defaults(struct te_config *c)
 	c->backoff.max_ms = 300000;
 	c->backoff.reset_after_secs = 600;
 	c->logs.ring_bytes = 64 * 1024;
-}
-
-/* --- connection strings: "HostName=h;DeviceId=d;SharedAccessKey=k" --- */
-
-static const char *const cs_keys[] = { "HostName", "DeviceId", "ModuleId",
-	"SharedAccessKey", "GatewayHostName", "x509" };
-enum { CS_HOST, CS_DEVICE, CS_MODULE, CS_KEY, CS_GATEWAY, CS_X509, CS_N };
-
-/* Check the string's shape; fills have[] with which keys are present and
- * device (cap TE_ID_MAX+1) with DeviceId. Message in err on failure. */
-static int cs_check(const char *cs, bool have[CS_N], char *device,
-		    char *err, size_t cap)
-{
-	const char *p = cs;
-
-	memset(have, 0, CS_N * sizeof(bool));
-	while (*p) {
-		const char *end = strchr(p, ';'), *eq = strchr(p, '=');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		unsigned k;
-
-		if (!eq || eq >= p + len) {
-			snprintf(err, cap, "part %.*s has no '='", (int)(len > 40 ? 40 : len), p);
-			return -TE_EINVALID;
-		}
-		for (k = 0; k < CS_N; k++)
-			if (strlen(cs_keys[k]) == (size_t)(eq - p) &&
-			    !strncmp(p, cs_keys[k], (size_t)(eq - p)))
-				break;
-		if (k == CS_N) {
-			snprintf(err, cap, "unknown part %.*s", (int)(eq - p), p);
-			return -TE_EINVALID;
-		}
-		if (k == CS_DEVICE)
-			snprintf(device, TE_ID_MAX + 1, "%.*s",
-				 (int)(len - (size_t)(eq - p) - 1), eq + 1);
-		have[k] = eq + 1 < p + len;
-		p += len + (end != NULL);
-	}
-	if (!have[CS_HOST] || !have[CS_DEVICE]) {
-		snprintf(err, cap, "needs HostName and DeviceId");
-		return -TE_EINVALID;
-	}
-	if (!have[CS_KEY] && !have[CS_X509]) {
-		snprintf(err, cap, "needs SharedAccessKey (or x509=true with certFile and keyFile)");
-		return -TE_EINVALID;
-	}
-	return 0;
 }
 
 /* --- sections --- */
@@ -166,8 +119,8 @@ static void cfg_upstream_rules(struct cfg_ctx *x, unsigned obj, const int *tb,
 			       int device_tok)
 {
 	struct te_upstream_config *u = &x->c->upstream;
-	bool have[CS_N];
-	char err[160], device[TE_ID_MAX + 1] = "";
+	struct te_azure_cs cs;
+	char err[160];
 
 	if (u->protocol == TE_UP_MQTT && !u->host[0]) {
 		te_json_error(x->doc, x->diag, obj, "upstream: protocol mqtt needs \"host\"");
@@ -187,18 +140,19 @@ static void cfg_upstream_rules(struct cfg_ctx *x, unsigned obj, const int *tb,
 		x->bad++;
 		return;
 	}
-	if (cs_check(u->connection_string, have, device, err, sizeof(err)) < 0) {
+	if (te_azure_cs_parse(u->connection_string, &cs, err, sizeof(err)) < 0) {
 		te_json_error(x->doc, x->diag, (unsigned)tb[UP_CS],
 			      "upstream.connectionString: %s", err);
 		x->bad++;
-	} else if (device_tok >= 0 && strcmp(device, x->c->device_id) != 0) {
+	} else if (device_tok >= 0 && strcmp(cs.device, x->c->device_id) != 0) {
 		te_json_error(x->doc, x->diag, (unsigned)device_tok,
 			      "deviceId \"%s\" differs from the connection string's DeviceId \"%s\"",
-			      x->c->device_id, device);
+			      x->c->device_id, cs.device);
 		x->bad++;
-	} else if (te_config_valid_id(device)) {
-		snprintf(x->c->device_id, sizeof(x->c->device_id), "%s", device);
+	} else {
+		snprintf(x->c->device_id, sizeof(x->c->device_id), "%s", cs.device);
 	}
+	explicit_bzero(&cs, sizeof(cs));
 }
 
 static void cfg_upstream(struct cfg_ctx *x, int obj, int device_tok)

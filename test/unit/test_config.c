@@ -75,7 +75,7 @@ static const struct {
 	{ "{\"upstream\": {\"protocol\": \"azure-iot-hub\", \"connectionString\": \"HostName=h\"}}", "needs HostName and DeviceId" },
 	{ "{\"upstream\": {\"protocol\": \"azure-iot-hub\", \"connectionString\": \"HostName=h;DeviceId=d\"}}", "needs SharedAccessKey" },
 	{ "{\"upstream\": {\"protocol\": \"azure-iot-hub\", \"connectionString\": \"HostName=h;Bogus=1\"}}", "unknown part Bogus" },
-	{ "{\"deviceId\": \"x\", \"upstream\": {\"protocol\": \"azure-iot-hub\", \"connectionString\": \"HostName=h;DeviceId=d;SharedAccessKey=k\"}}", "deviceId \"x\" differs from the connection string's DeviceId \"d\"" },
+	{ "{\"deviceId\": \"x\", \"upstream\": {\"protocol\": \"azure-iot-hub\", \"connectionString\": \"HostName=h;DeviceId=d;SharedAccessKey=a2V5\"}}", "deviceId \"x\" differs from the connection string's DeviceId \"d\"" },
 	{ "{\"upstream\": {\"protocol\": \"mqtt\", \"host\": \"h\", \"connectionString\": \"x\"}}", "only for protocol azure-iot-hub" },
 	{ "{\"storeAndForward\": {\"maxBytes\": 10}}", "storeAndForward.maxBytes must be an integer from 1048576" },
 	{ "{\"restartBackoff\": {\"initialMs\": 5000, \"maxMs\": 100}}", "maxMs (100) is less than initialMs (5000)" },
