@@ -56,5 +56,6 @@ int main(void)
 	replay_mode("ring");
 	replay_mode("route");
 	replay_mode("stdio");
+	replay_mode("mqtt");
 	return tap_done();
 }
