@@ -158,10 +158,10 @@ $(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(HOST_LIB) $(HOST_LMDB
 	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) $(HOST_LMDB) $(HOST_BEARSSL) -o $@ -lpthread -lm
 
 # The kept fuzz corpora, replayed under ASan+UBSan by `make test`.
-$(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB)
+$(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB) $(HOST_BEARSSL)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit -Itest/fuzz $(HOST_CFLAGS) test/fuzz/replay.c $(FUZZ_SRCS) $(HOST_LIB) -o $@ -lm
+	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit -Itest/fuzz $(HOST_CFLAGS) test/fuzz/replay.c $(FUZZ_SRCS) $(HOST_LIB) $(HOST_BEARSSL) -o $@ -lm
 
 # make fuzz: libFuzzer over each mode for FUZZ_SECS seconds; new inputs go
 # to $(BUILD)/fuzz/corpus-MODE (copy the interesting ones to test/fuzz/corpus).

@@ -139,6 +139,8 @@ struct te_router {
 	uint64_t upstream_committed, upstream_failed, upstream_dropped;
 	/* A module corrupted its ring (its port is closed already). */
 	void (*on_corrupt)(struct te_router *rt, struct te_port *p);
+	/* The store committed: the uplink may have more to send. */
+	void (*on_upstream)(struct te_router *rt);
 	/* A module answered direct method call id (te_port_call). */
 	void (*on_method_result)(struct te_router *rt, struct te_port *p, uint32_t id,
 				 uint32_t status, const void *body, uint32_t len);

@@ -105,6 +105,8 @@ static void on_store(struct te_loop *l, struct te_io *io, uint32_t ev)
 
 	te_store_process(rt->store);
 	retry_held(rt);
+	if (rt->on_upstream)
+		rt->on_upstream(rt);
 	/* Newly committed spills become readable: on_flush moves them. */
 	for (unsigned i = 0; i < rt->nports; i++)
 		if (rt->ports[i]->stored && rt->ports[i]->running && !rt->retry.active)
