@@ -167,7 +167,7 @@ $(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.
 	clang -g -O1 $(LMDB_CFLAGS) -c $(LMDB_SRC)/mdb.c -o $(BUILD)/fuzz/lmdb/mdb.o
 	clang -g -O1 $(LMDB_CFLAGS) -c $(LMDB_SRC)/midl.c -o $(BUILD)/fuzz/lmdb/midl.o
 	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) \
+	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c src/upstream/tls%.c,$(SRCS)) $(FUZZ_SRCS) \
 	  $(BUILD)/fuzz/lmdb/mdb.o $(BUILD)/fuzz/lmdb/midl.o -o $@ -lm -lpthread
 
 fuzz: $(FUZZ_BIN)
