@@ -83,9 +83,11 @@ struct te_tls_config {
  * bytes, TE_TLS_ERR_MAX is enough) naming the file and the problem:
  * "/etc/x/ca.pem: no certificate found", "key.pem: does not match
  * cert.pem", "server name is required". Codes: -EINVAL (config), -errno
- * (a file cannot be read), -TE_EMALFORMED (bad PEM or DER), -TE_EINVALID
- * (unsupported or mismatched key), -TE_ELIMIT (file over 4 MiB), -ENOMEM.
- * c's strings are not kept. */
+ * (a file cannot be read), -TE_ELIMIT (a file over 4 MiB), -TE_EMALFORMED
+ * (broken PEM, or a certificate or key that does not decode),
+ * -TE_EINVALID (no certificate or key in the file, an encrypted key, a key
+ * that does not match the certificate), -ENOMEM. c and its strings are not
+ * kept. */
 int te_tls_new(struct te_tls **out, const struct te_tls_config *c, char *err, size_t errlen);
 
 /* Frees t and wipes the private key. Does not touch the socket. NULL is
