@@ -9,6 +9,7 @@ static const char *const te_errors[TE_ELAST - TE_EBASE] = {
 	[TE_EINVALID - TE_EBASE] = "invalid input",
 	[TE_ENOSPACE - TE_EBASE] = "buffer too small",
 	[TE_EUSAGE - TE_EBASE] = "usage error",
+	[TE_ETLS - TE_EBASE] = "TLS failure",
 };
 
 const char *te_strerror(int err)

@@ -14,6 +14,7 @@ enum {
 	TE_EINVALID,              /* well-formed but invalid (reported through a diag) */
 	TE_ENOSPACE,              /* caller's buffer is too small */
 	TE_EUSAGE,                /* bad command line */
+	TE_ETLS,                  /* TLS failure (the session says which) */
 	TE_ELAST
 };
 

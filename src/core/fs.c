@@ -1,8 +1,13 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
+#include "err.h"
 #include "fs.h"
 
 int te_mkdir_p(const char *path, mode_t parent_mode, mode_t mode)
@@ -26,4 +31,57 @@ int te_mkdir_p(const char *path, mode_t parent_mode, mode_t mode)
 	if (mkdir(buf, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+static int read_fd(int fd, size_t max, char **buf, size_t *len)
+{
+	struct stat st;
+	size_t cap, n = 0;
+	char *b = NULL, *nb;
+	ssize_t k = 0;
+	int r;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	if ((uintmax_t)st.st_size > max)
+		return -TE_ELIMIT;
+	cap = (size_t)st.st_size + 1; /* room to notice growth */
+	while (n <= max) {
+		if (!b || n == cap) {
+			cap = !b ? cap : cap <= max / 2 ? cap * 2 : max + 1;
+			if (!(nb = realloc(b, cap))) {
+				free(b);
+				return -ENOMEM;
+			}
+			b = nb;
+		}
+		k = read(fd, b + n, cap - n);
+		if (k == 0 || (k < 0 && errno != EINTR))
+			break;
+		n += k > 0 ? (size_t)k : 0;
+	}
+	r = k < 0 ? -errno : n > max ? -TE_ELIMIT : 0;
+	if (r) {
+		free(b);
+		b = NULL;
+	}
+	*buf = b;
+	*len = n;
+	return r;
+}
+
+int te_read_file(const char *path, size_t max, char **buf, size_t *len)
+{
+	int fd, r;
+
+	*buf = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	r = read_fd(fd, max, buf, len);
+	close(fd);
+	return r;
 }

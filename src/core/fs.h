@@ -2,10 +2,17 @@
 #ifndef TE_FS_H
 #define TE_FS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* mkdir -p: missing parents get parent_mode, the last component mode.
  * Existing directories are left as they are. 0 or -errno. */
 int te_mkdir_p(const char *path, mode_t parent_mode, mode_t mode);
+
+/* Reads the regular file path whole into *buf (malloc'd, the caller frees;
+ * one spare byte past *len), refusing more than max bytes, also when it
+ * grows while being read. 0, -errno (-EISDIR, -EINVAL for not a regular
+ * file), -TE_ELIMIT or -ENOMEM; *buf is NULL on failure. */
+int te_read_file(const char *path, size_t max, char **buf, size_t *len);
 
 #endif

@@ -13,7 +13,6 @@
  * (te_json_parse_buf) or allocated once its size is known (te_json_parse);
  * nothing else is allocated. */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -21,10 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "err.h"
+#include "fs.h"
 #include "json.h"
 #include "json_int.h"
 
@@ -873,62 +871,18 @@ int te_json_parse_buf(struct te_json_doc *doc, const char *name,
 	return parse_doc(&P, name, text, len);
 }
 
-/* Read a regular file into *buf (malloc'd), refusing more than max bytes,
- * also when it grows while being read. */
-static int read_file(int fd, size_t max, char **buf, size_t *len)
-{
-	struct stat st;
-	size_t cap, n = 0;
-	char *b = NULL, *nb;
-	ssize_t k = 0;
-	int r;
-
-	if (fstat(fd, &st))
-		return -errno;
-	if (!S_ISREG(st.st_mode))
-		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
-	if ((uintmax_t)st.st_size > max)
-		return -TE_ELIMIT;
-	cap = (size_t)st.st_size + 1; /* room to notice growth */
-	while (n <= max) {
-		if (!b || n == cap) {
-			cap = !b ? cap : cap <= max / 2 ? cap * 2 : max + 1;
-			if (!(nb = realloc(b, cap))) {
-				free(b);
-				return -ENOMEM;
-			}
-			b = nb;
-		}
-		k = read(fd, b + n, cap - n);
-		if (k == 0 || (k < 0 && errno != EINTR))
-			break;
-		n += k > 0 ? (size_t)k : 0;
-	}
-	r = k < 0 ? -errno : n > max ? -TE_ELIMIT : 0;
-	if (r) {
-		free(b);
-		b = NULL;
-	}
-	*buf = b;
-	*len = n;
-	return r;
-}
-
 int te_json_load_file(struct te_json_doc *doc, const char *path,
 		      const char *name, const struct te_json_limits *lim,
 		      struct te_diag *diag)
 {
 	size_t max, len = 0;
 	char *buf = NULL;
-	int fd, r;
+	int r;
 
 	*doc = (struct te_json_doc){ 0 };
 	lim = lim ? lim : &te_json_default_limits;
 	max = lim->max_bytes < MAX_LEN ? lim->max_bytes : MAX_LEN;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	r = fd < 0 ? -errno : read_file(fd, max, &buf, &len);
-	if (fd >= 0)
-		close(fd);
+	r = te_read_file(path, max, &buf, &len);
 	if (r && diag) {
 		if (r == -TE_ELIMIT)
 			te_diag_report(diag, name ? name : path, 0, 0,
