@@ -26,6 +26,7 @@
 #include "core/loop.h"
 #include "store/store.h"
 #include "supervisor.h"
+#include "upstream/upstream.h"
 #include "version.h"
 
 #define RELOAD_SETTLE_MS 300 /* a file write usually comes in several events */
@@ -39,6 +40,7 @@ struct daemon {
 	struct te_supervisor sv;
 	struct te_router router;
 	struct te_store *store;       /* NULL: could not be opened */
+	struct te_upstream up;
 	struct te_ctl ctl;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
@@ -240,7 +242,15 @@ static void on_corrupt(struct te_router *rt, struct te_port *p)
 static void on_method_result(struct te_router *rt, struct te_port *p, uint32_t id,
 			     uint32_t status, const void *body, uint32_t len)
 {
-	te_ctl_method_result(&the_daemon.ctl, p->name, id, status, body, len);
+	if (id & TE_UP_CALL_BIT)
+		te_upstream_method_result(&the_daemon.up, id, status, body, len);
+	else
+		te_ctl_method_result(&the_daemon.ctl, p->name, id, status, body, len);
+}
+
+static void on_upstream(struct te_router *rt)
+{
+	te_upstream_kick(&the_daemon.up);
 }
 
 static void on_orphan(struct te_loop *loop, pid_t pid, int status)
@@ -297,6 +307,28 @@ static void store_open(struct daemon *d)
 			 rt->store_error);
 }
 
+/* The cloud link. A configuration it cannot use (a certificate file, the
+ * connection string) is reported; the daemon runs on and queues. */
+static void uplink_start(struct daemon *d)
+{
+	char err[300] = "";
+	int r;
+
+	if (!d->store && d->cfg.upstream.protocol != TE_UP_NONE) {
+		te_error("upstream", "no store: the uplink is not started");
+		return;
+	}
+	r = te_upstream_init(&d->up, &d->loop, &d->cfg, &d->router, err, sizeof(err));
+	if (r < 0) {
+		te_error("upstream", "%s; not connecting (messages stay in the store)",
+			 err[0] ? err : te_strerror(r));
+		te_upstream_free(&d->up);
+		return;
+	}
+	d->router.on_upstream = on_upstream;
+	d->router.uplink = &d->up;
+}
+
 static int daemon_serve(struct daemon *d)
 {
 	int r = te_loop_init(&d->loop);
@@ -337,11 +369,14 @@ static int daemon_serve(struct daemon *d)
 		return TE_EXIT_FAIL;
 	}
 	watch_manifest(d);
+	uplink_start(d);
 	te_info("agent", "ready");
 	r = te_loop_run(&d->loop);
 	te_ctl_close(&d->ctl);
 	if (d->inotify.fd >= 0)
 		close(d->inotify.fd);
+	te_upstream_free(&d->up);
+	d->router.uplink = NULL;
 	te_router_persist_spills(&d->router);  /* the modules are stopped */
 	te_sv_free(&d->sv);
 	te_router_free(&d->router);

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "hub/wire.h"
 #include "store/store.h"
+#include "upstream/upstream.h"
 #include "server.h"
 
 #define FOLLOW_POLL_MS 200
@@ -113,6 +114,10 @@ int te_ctl_list_json(struct te_supervisor *sv, char *buf, size_t cap,
 		}
 		te_jw_arr_close(&w);
 		te_jw_kint(&w, "upstreamMessages", (int64_t)sv->router->upstream_msgs);
+		if (sv->router->uplink) {
+			te_jw_key(&w, "upstream");
+			te_upstream_json(sv->router->uplink, &w);
+		}
 		te_jw_key(&w, "store");
 		te_jw_obj_open(&w);
 		te_jw_kbool(&w, "ok", sv->router->store != NULL);

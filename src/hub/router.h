@@ -47,6 +47,7 @@ struct te_spill {
 struct te_router;
 struct te_stdio_scratch;
 struct te_store;
+struct te_upstream;
 
 struct te_port {
 	struct te_router *rt;
@@ -141,6 +142,7 @@ struct te_router {
 	void (*on_corrupt)(struct te_router *rt, struct te_port *p);
 	/* The store committed: the uplink may have more to send. */
 	void (*on_upstream)(struct te_router *rt);
+	struct te_upstream *uplink;  /* for list; NULL when there is none */
 	/* A module answered direct method call id (te_port_call). */
 	void (*on_method_result)(struct te_router *rt, struct te_port *p, uint32_t id,
 				 uint32_t status, const void *body, uint32_t len);

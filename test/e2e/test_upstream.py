@@ -1,0 +1,256 @@
+"""The uplink against a real mosquitto from Debian, over real TLS (a test
+PKI made with openssl at test time), with paho-mqtt as the independent
+subscriber."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import FAST_CONFIG, manifest, run, write_json
+from test_messages import builtin
+from test_store import peek, queue, start
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(MOSQUITTO), reason="mosquitto not installed")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = tmp_path_factory.mktemp("pki")
+    r = subprocess.run(["sh", os.path.join(ROOT, "test", "pki.sh"), str(d)], capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()
+    return d
+
+
+class Broker:
+    """mosquitto on a loopback port, plain or TLS, with persistence so a
+    restart keeps what it accepted."""
+
+    def __init__(self, tmp, pki=None, cert="server", port=None):
+        self.tmp, self.pki, self.cert = tmp, pki, cert
+        self.port = port or free_port()
+        self.proc = None
+
+    def start(self):
+        conf = self.tmp / f"mosquitto-{self.port}.conf"
+        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", "user root",
+                 "persistence true", f"persistence_location {self.tmp}/",
+                 f"persistence_file mosq-{self.port}.db", "autosave_interval 1",
+                 "max_queued_messages 100000"]
+        if self.pki:
+            lines += [f"cafile {self.pki}/ca.pem", f"certfile {self.pki}/{self.cert}.pem",
+                      f"keyfile {self.pki}/{self.cert}.key", "tls_version tlsv1.2"]
+        conf.write_text("\n".join(lines) + "\n")
+        self.log = open(self.tmp / f"mosquitto-{self.port}.log", "ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("mosquitto did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+class Subscriber:
+    """paho-mqtt, QoS 1, a persistent session: it misses nothing the broker
+    accepted, also across a broker restart."""
+
+    def __init__(self, broker, topic="tinyedge/#", ca=None):
+        import paho.mqtt.client as mqtt
+        self.msgs = []
+        self.lock = threading.Lock()
+        self.c = mqtt.Client(client_id=f"sub-{broker.port}", clean_session=False)
+        if ca:
+            self.c.tls_set(ca_certs=ca)
+        self.c.on_message = self.on_message
+        self.c.on_connect = lambda c, u, f, rc: c.subscribe(topic, qos=1)
+        self.subscribed = threading.Event()
+        self.c.on_subscribe = lambda c, u, mid, q: self.subscribed.set()
+        self.c.connect("localhost", broker.port)
+        self.c.loop_start()
+        # What is published before the subscription exists is not for us.
+        assert self.subscribed.wait(10), "subscriber not subscribed"
+
+    def on_message(self, c, u, m):
+        with self.lock:
+            self.msgs.append((m.topic, m.payload))
+
+    def seqs(self):
+        with self.lock:
+            return [json.loads(p[:p.index(b"}") + 1])["seq"] for _, p in self.msgs]
+
+    def wait(self, n, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.msgs) < n:
+            time.sleep(0.05)
+        return len(self.msgs)
+
+    def stop(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def mqtt_config(broker, pki=None, **extra):
+    up = {"protocol": "mqtt", "host": "localhost", "port": broker.port, "tls": pki is not None,
+          "keepAliveSecs": 5, **extra}
+    if pki:
+        up["caFile"] = str(pki / "ca.pem")
+    return dict(FAST_CONFIG, deviceId="dev1", upstream=up)
+
+
+def counter_up(count, rate=0):
+    args = ["--count", str(count)] + (["--rate", str(rate)] if rate else [])
+    return manifest({"counter": builtin("counter", *args, restart="never")},
+                    {"up": {"route": "FROM /messages/* INTO $upstream"}})
+
+
+def test_telemetry_over_tls_reaches_a_subscriber_in_order(tmp_path, daemons, pki):
+    broker = Broker(tmp_path, pki).start()
+    sub = Subscriber(broker, ca=str(pki / "ca.pem"))
+    try:
+        rt = start(tmp_path, daemons, counter_up(500), mqtt_config(broker, pki))
+        assert sub.wait(500) == 500, rt.daemon.text()
+        assert sub.seqs() == list(range(500))
+        assert {t for t, _ in sub.msgs} == {"tinyedge/dev1/counter/output1"}
+        deadline = time.monotonic() + 10
+        while queue(rt)["store"]["messages"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert queue(rt)["store"]["messages"] == 0   # acknowledged, deleted
+        assert "upstream: online" in rt.daemon.text()
+    finally:
+        sub.stop()
+        broker.stop()
+
+
+def test_offline_backlog_drains_in_order_when_the_broker_comes(tmp_path, daemons, pki):
+    # The subscriber's persistent session (kept by the broker's
+    # persistence) is there before the device is: nothing races.
+    broker = Broker(tmp_path, pki).start()
+    Subscriber(broker, ca=str(pki / "ca.pem")).stop()
+    broker.stop()
+    rt = start(tmp_path, daemons, counter_up(300), mqtt_config(broker, pki))
+    rt.wait(lambda m: m["counter"].get("messagesOut", 0) >= 300, what="counter done")
+    time.sleep(0.5)
+    assert len(peek(rt)) == 300
+    assert "connect: Connection refused" in rt.daemon.text()
+    broker.start()
+    sub = Subscriber(broker, ca=str(pki / "ca.pem"))
+    try:
+        # The daemon retries within its backoff (at most ~2 s here).
+        assert sub.wait(300, timeout=40) == 300, rt.daemon.text()
+        assert sub.seqs() == list(range(300))
+    finally:
+        sub.stop()
+        broker.stop()
+
+
+def test_broker_restart_mid_stream_loses_nothing(tmp_path, daemons, pki):
+    broker = Broker(tmp_path, pki).start()
+    sub = Subscriber(broker, ca=str(pki / "ca.pem"))
+    try:
+        rt = start(tmp_path, daemons, counter_up(3000, rate=1000), mqtt_config(broker, pki))
+        sub.wait(500)
+        broker.stop()
+        time.sleep(1.5)
+        broker.start()
+        assert sub.wait(3000, timeout=60) >= 3000, rt.daemon.text()
+        seqs = sub.seqs()
+        assert set(seqs) == set(range(3000))     # at least once: duplicates allowed
+        assert "again in about" in rt.daemon.text()
+    finally:
+        sub.stop()
+        broker.stop()
+
+
+@pytest.mark.parametrize("cert,why", [
+    ("wrongname", "does not match"),
+    ("expired", "expired"),
+    ("other", "not signed by a trusted CA"),
+])
+def test_bad_server_certificates_are_refused_on_every_attempt(tmp_path, daemons, pki, cert, why):
+    broker = Broker(tmp_path, pki, cert=cert).start()
+    try:
+        rt = start(tmp_path, daemons, counter_up(10), mqtt_config(broker, pki))
+        assert rt.daemon.wait_for(why, count=2, timeout=30), rt.daemon.text()
+        assert "upstream: online" not in rt.daemon.text()
+        assert len(peek(rt)) == 10
+    finally:
+        broker.stop()
+
+
+def fake_broker(port, reply, stop):
+    """Accept connections and answer each CONNECT with `reply` bytes."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    conns = []
+    while not stop.is_set():
+        try:
+            c, _ = srv.accept()
+        except socket.timeout:
+            continue
+        conns.append(c)
+        try:
+            c.settimeout(2)
+            c.recv(4096)
+            c.sendall(reply)
+        except OSError:
+            pass
+    for c in conns:
+        c.close()
+    srv.close()
+    return len(conns)
+
+
+@pytest.mark.parametrize("reply,what", [
+    (bytes([0x20, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]), "remaining length over 4 bytes"),
+    (bytes([0x20, 0x02, 0x00]), "truncated CONNACK"),
+    (bytes([0x20, 0x02, 0x02, 0x00]), "CONNACK with a reserved flag"),
+    (bytes([0x20, 0x02, 0x00, 0x00, 0x30, 0x05, 0x00, 0x09, 0x61, 0x62, 0x63]), "topic past the packet"),
+    (bytes([0x20, 0x02, 0x00, 0x00, 0x30, 0xFF, 0xFF, 0xFF, 0x7F]), "a 256 MiB PUBLISH"),
+])
+def test_a_broker_sending_malformed_packets_is_survived(tmp_path, daemons, reply, what):
+    port = free_port()
+    stop = threading.Event()
+    result = []
+    t = threading.Thread(target=lambda: result.append(fake_broker(port, reply, stop)))
+    t.start()
+    try:
+        cfg = dict(FAST_CONFIG, deviceId="dev1",
+                   upstream={"protocol": "mqtt", "host": "127.0.0.1", "port": port, "tls": False})
+        rt = start(tmp_path, daemons, counter_up(10), cfg)
+        assert rt.daemon.wait_for("again in about", count=2, timeout=30), rt.daemon.text()
+        assert rt.daemon.proc.poll() is None
+        rss = int(open(f"/proc/{rt.daemon.proc.pid}/status").read().split("VmRSS:")[1].split()[0])
+        assert rss < 64 * 1024, f"{what}: daemon RSS {rss} KiB"
+        assert len(peek(rt)) == 10
+    finally:
+        stop.set()
+        t.join()
+    assert result and result[0] >= 2
