@@ -157,3 +157,60 @@ m2m m2m_low_rate_with_store_run 2000 64 "" 1000 flood
 read avg max p50 p99 < "$tmp/lat.txt"
 echo "m2m_latency_p50_us_at_1000_per_s_store_ingesting $p50 us"
 echo "m2m_latency_p99_us_at_1000_per_s_store_ingesting $p99 us"
+
+# The uplink: QoS 1 over TLS to a local mosquitto (Debian's), test PKI from
+# test/pki.sh; window = the default 16 in flight.
+if command -v mosquitto >/dev/null 2>&1; then
+	pki="$tmp/pki"
+	sh test/pki.sh "$pki" >/dev/null
+	mport=28883
+	cat > "$tmp/mosq.conf" <<CONF
+listener $mport 127.0.0.1
+allow_anonymous true
+user root
+cafile $pki/ca.pem
+certfile $pki/server.pem
+keyfile $pki/server.key
+CONF
+	mosq_start() { mosquitto -c "$tmp/mosq.conf" >/dev/null 2>&1 & mpid=$!; sleep 0.3; }
+	mosq_stop() { kill "$mpid" 2>/dev/null; wait "$mpid" 2>/dev/null || true; }
+	store_msgs() { "$bin" queue --json --state-dir "$tmp/state" | sed -n 's/^{"store":{"ok":true,"messages":\([0-9]*\).*/\1/p'; }
+	acked() { "$bin" list --json --state-dir "$tmp/state" | sed -n 's/.*"acknowledged":\([0-9]*\).*/\1/p'; }
+	cat > "$tmp/up.json" <<JSON
+{"deviceId": "bench", "upstream": {"protocol": "mqtt", "host": "localhost", "port": $mport, "caFile": "$pki/ca.pem"}}
+JSON
+	cat > "$tmp/up-m.json" <<JSON
+{"modulesContent": {
+ "\$edgeAgent": {"properties.desired": {"modules": {
+  "counter": {"type": "native", "restartPolicy": "never", "settings": {"image": "$bin", "createOptions": {"args": ["module", "counter", "--count", "100000"], "ringBytes": 4194304}}}}}},
+ "\$edgeHub": {"properties.desired": {"routes": {"up": "FROM /messages/* INTO \$upstream"}}}}}
+JSON
+	# Live: produced, stored and sent at once.
+	rm -rf "$tmp/state"
+	mosq_start
+	t0=$(date +%s%N)
+	start_daemon "$tmp/up.log" -c "$tmp/up.json" -m "$tmp/up-m.json"
+	i=0
+	while [ "$(acked)" != 100000 ] && [ $i -lt 1200 ]; do i=$((i + 1)); sleep 0.05; done
+	t1=$(date +%s%N)
+	echo "upstream_msgs_per_s $(( 100000 * 1000000000 / (t1 - t0) )) msgs/s"
+	sed -n 's/.*TLS handshake \([0-9.]*\) ms.*/upstream_tls_handshake_ms \1 ms/p' "$tmp/up.log" | head -1
+	stop_daemon
+	mosq_stop
+	# Backlog: 100 k stored while the broker is down, then drained.
+	rm -rf "$tmp/state"
+	start_daemon "$tmp/up2.log" -c "$tmp/up.json" -m "$tmp/up-m.json"
+	i=0
+	while [ "$(store_msgs)" != 100000 ] && [ $i -lt 600 ]; do i=$((i + 1)); sleep 0.1; done
+	mosq_start
+	# From the first acknowledgement (the reconnect backoff is not the
+	# drain's cost) to an empty queue.
+	i=0 n0=100000
+	while [ "$n0" = 100000 ] && [ $i -lt 1200 ]; do n0=$(store_msgs); i=$((i + 1)); sleep 0.01; done
+	t0=$(date +%s%N)
+	while [ "$(store_msgs)" != 0 ] && [ $i -lt 2400 ]; do i=$((i + 1)); sleep 0.05; done
+	t1=$(date +%s%N)
+	echo "upstream_drain_msgs_per_s $(( n0 * 1000000000 / (t1 - t0) )) msgs/s"
+	stop_daemon
+	mosq_stop
+fi

@@ -37,9 +37,10 @@ static const struct command commands[] = {
 	  "  --log-level LEVEL      error, warn, info or debug\n"
 	  "  --module NAME=PATH[:ARG...]  add a module (repeatable)\n"
 	  "  --route ROUTE          add a route (repeatable)\n"
-	  "  --upstream URL         none, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]\n"
-	  "                         (validated; the uplink itself is not built yet,\n"
-	  "                         $upstream messages wait in the store)\n"
+	  "  --upstream URL         none, mqtt://HOST[:PORT] (plain TCP) or\n"
+	  "                         mqtts://HOST[:PORT] (TLS): a generic MQTT broker;\n"
+	  "                         $upstream messages wait in the store until it\n"
+	  "                         acknowledges them (docs/upstream.md)\n"
 	  "\n"
 	  "Flags override the config file. Exit status: 0 after a clean stop,\n"
 	  "1 on a runtime failure, 2 on invalid input." },

@@ -10,6 +10,8 @@
 #include "commands.h"
 #include "core/err.h"
 #include "store/store.h"
+#include "upstream/azure.h"
+#include "upstream/tls.h"
 #include "core/json.h"
 #include "agent/sandbox.h"
 
@@ -94,6 +96,36 @@ static unsigned check_store(const struct te_config *cfg, struct te_diag *d)
 		return 1;
 	}
 	te_store_close(s);
+	return 0;
+}
+
+/* The uplink's TLS files must load (trust anchors, client certificate and
+ * key), as the daemon will load them. */
+static unsigned check_upstream(const struct te_config *cfg, struct te_diag *d)
+{
+	const struct te_upstream_config *u = &cfg->upstream;
+	struct te_azure_cs cs;
+	struct te_tls_config tc = {
+		.ca_file = u->ca_file[0] ? u->ca_file : NULL,
+		.cert_file = u->cert_file[0] ? u->cert_file : NULL,
+		.key_file = u->key_file[0] ? u->key_file : NULL,
+		.server_name = u->host,
+	};
+	struct te_tls *t;
+	char err[300];
+
+	if (u->protocol == TE_UP_NONE || !u->tls)
+		return 0;
+	if (u->protocol == TE_UP_AZURE) {
+		if (te_azure_cs_parse(u->connection_string, &cs, NULL, 0) < 0)
+			return 0;  /* reported by the config's own checks */
+		tc.server_name = cs.gateway[0] ? cs.gateway : cs.host;
+	}
+	if (te_tls_new(&t, &tc, err, sizeof(err)) < 0) {
+		te_diag_report(d, NULL, 0, 0, "upstream: %s", err);
+		return 1;
+	}
+	te_tls_free(t);
 	return 0;
 }
 
@@ -247,6 +279,7 @@ int te_cmd_check(int argc, char **argv)
 		check_ids(&m, &c.diag);
 		if (!check_state_dir(&cfg, &c.diag))
 			check_store(&cfg, &c.diag);
+		check_upstream(&cfg, &c.diag);
 	}
 	if (cli.json)
 		print_json(&c, &cfg, &m, cpath, mpath);

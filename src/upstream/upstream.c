@@ -495,7 +495,11 @@ static void on_packet(struct te_upstream *u, const struct te_mqtt_pkt *p)
 		u->online_since_ms = te_now_ms();
 		u->connects++;
 		u->last_error[0] = '\0';
-		te_info("upstream", "online: %s:%u as %s", u->host, u->port, u->client_id);
+		if (u->tls)
+			te_info("upstream", "online: %s:%u as %s (TLS handshake %.1f ms)", u->host,
+				u->port, u->client_id, u->tls_ms);
+		else
+			te_info("upstream", "online: %s:%u as %s", u->host, u->port, u->client_id);
 		if (send_subscribe(u) < 0) {
 			up_fail(u, "cannot subscribe");
 			return;
@@ -598,6 +602,7 @@ static void on_io(struct te_loop *l, struct te_io *io, uint32_t ev)
 		}
 		if (u->tls) {
 			u->state = TE_UPS_TLS;
+			u->tls_start_ns = te_now_ns();
 			if (te_tls_start(u->tls, io->fd) < 0) {
 				up_fail(u, "TLS: %s", te_tls_error(u->tls));
 				return;
@@ -629,6 +634,7 @@ static void on_io(struct te_loop *l, struct te_io *io, uint32_t ev)
 			te_io_mod(l, io, te_tls_events(u->tls) ? te_tls_events(u->tls) : EPOLLIN);
 			return;
 		}
+		u->tls_ms = (double)(te_now_ns() - u->tls_start_ns) / 1e6;
 		if (te_tls_time_floored(u->tls))
 			te_warn("upstream", "the clock is behind the build date: certificates checked "
 				"at the build date instead");

@@ -79,6 +79,8 @@ struct te_upstream {
 	uint32_t next_rid;
 	unsigned backoff_ms;
 	uint64_t last_rx_ms, last_tx_ms, online_since_ms;
+	uint64_t tls_start_ns;
+	double tls_ms;             /* the last TLS handshake */
 	uint64_t desired_version;  /* newest desired $version seen */
 	struct {
 		uint32_t id;           /* 0: free */

@@ -144,3 +144,11 @@ def test_desired_properties_follow_the_twin_naming_rules(tmp_path):
     assert r.returncode == 2
     assert 'modulesContent.m["properties.desired"]: property name "a.b" contains \'.\'' in r.stderr, r.stderr
     assert "routes.r.overflow" in r.stderr and "drop-oldest" in r.stderr, r.stderr
+
+
+def test_upstream_tls_files_must_load(tmp_path):
+    cfg = write_json(tmp_path, "c.json", {"upstream": {
+        "protocol": "mqtt", "host": "localhost", "caFile": str(tmp_path / "missing.pem")}})
+    r = check(tmp_path, "-c", str(cfg), "-m", str(sample_deployment(tmp_path)))
+    assert r.returncode == 2
+    assert f"upstream: {tmp_path}/missing.pem: No such file or directory" in r.stderr, r.stderr

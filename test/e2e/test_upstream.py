@@ -254,3 +254,91 @@ def test_a_broker_sending_malformed_packets_is_survived(tmp_path, daemons, reply
         stop.set()
         t.join()
     assert result and result[0] >= 2
+
+
+KEY = "+XLy+MVZ+aTeOnVzN2kLeB16O+kSxmz6g3rS6fAf6rw="
+
+
+def read_connect(data):
+    """client id, username, password of an MQTT 3.1.1 CONNECT packet."""
+    i, mult, rl = 1, 1, 0
+    while True:
+        b = data[i]
+        rl += (b & 127) * mult
+        mult *= 128
+        i += 1
+        if not b & 128:
+            break
+    p = i
+
+    def field(p):
+        n = int.from_bytes(data[p:p + 2], "big")
+        return data[p + 2:p + 2 + n], p + 2 + n
+    name, p = field(p)
+    assert name == b"MQTT" and data[p] == 4
+    flags = data[p + 1]
+    p += 4
+    cid, p = field(p)
+    user, p = field(p) if flags & 0x80 else (b"", p)
+    pw, p = field(p) if flags & 0x40 else (b"", p)
+    return cid.decode(), user.decode(), pw.decode()
+
+
+def test_azure_sas_connect_is_what_iot_hub_checks(tmp_path, daemons):
+    import hubsim
+    port = free_port()
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(1)
+    srv.settimeout(20)
+    cs = f"HostName=myhub.azure-devices.net;DeviceId=dev1;SharedAccessKey={KEY};GatewayHostName=127.0.0.1"
+    cfg = dict(FAST_CONFIG, upstream={"protocol": "azure-iot-hub", "connectionString": cs,
+                                      "tls": False, "port": port})
+    rt = start(tmp_path, daemons, counter_up(1), cfg)
+    c, _ = srv.accept()
+    c.settimeout(10)
+    data = c.recv(65536)
+    c.close()
+    srv.close()
+    cid, user, pw = read_connect(data)
+    assert cid == "dev1"
+    assert user == "myhub.azure-devices.net/dev1/?api-version=2021-04-12"
+    fields = hubsim.validate_connect(cid, user, pw, "myhub.azure-devices.net", "dev1", KEY)
+    assert int(fields["se"]) > time.time() + 600   # valid for a while, renewed before expiry
+    assert rt.daemon.proc.poll() is None
+
+
+def test_azure_mode_telemetry_twin_and_methods_through_a_hub_simulator(tmp_path, daemons, pki):
+    import hubsim
+    broker = Broker(tmp_path, pki).start()
+    sim = hubsim.HubSim("localhost", broker.port, "dev1", ca=str(pki / "ca.pem"),
+                        twin={"desired": {"interval": 5}}).start()
+    try:
+        cs = f"HostName=localhost;DeviceId=dev1;SharedAccessKey={KEY}"
+        cfg = dict(FAST_CONFIG, upstream={"protocol": "azure-iot-hub", "connectionString": cs,
+                                          "caFile": str(pki / "ca.pem"), "port": broker.port})
+        doc = manifest({"counter": builtin("counter", "--count", "20", restart="never", order=2),
+                        "echo": builtin("echo", order=1)},
+                       {"up": {"route": "FROM /messages/modules/counter/* INTO $upstream"}})
+        rt = start(tmp_path, daemons, doc, cfg)
+        msgs = sim.wait_telemetry(20, timeout=30)
+        assert [int(m.app["seq"]) for m in msgs] == list(range(20))
+        assert msgs[0].app["connectionModuleId"] == "counter"
+        assert msgs[0].app["outputName"] == "output1"
+        assert sim.wait_for(lambda s: s.twin_gets, timeout=10)
+        assert rt.daemon.wait_for("device twin received")
+        status, body = sim.invoke("ping")
+        assert status == 200 and body["device"] == "dev1"
+        rt.wait_status("echo", "running")
+        status, body = sim.invoke("echo.ping", {"x": 1})
+        assert status == 200 and body == {"module": "echo", "payload": {"x": 1}}
+        status, body = sim.invoke("reboot")
+        assert status == 404
+        sim.set_desired({"interval": 7})
+        assert rt.daemon.wait_for("desired properties version 2")
+        sim.set_desired({"interval": 6}, version=1)
+        assert rt.daemon.wait_for("stale desired patch 1 ignored")
+    finally:
+        sim.stop()
+        broker.stop()
