@@ -145,6 +145,9 @@ static int azure_password(struct te_upstream *u)
 	return u->password ? 0 : -ENOMEM;
 }
 
+/* Generic mode: the daemon's own methods are under this module name. */
+#define GEN_SELF "edge"
+
 /* A QoS 0 PUBLISH of ours (twin requests, method results). */
 static void azure_send(struct te_upstream *u, const char *topic, const void *payload, size_t n)
 {
@@ -171,62 +174,83 @@ static void azure_get_twin(struct te_upstream *u)
 		azure_send(u, topic, "", 0);
 }
 
-static void method_answer(struct te_upstream *u, unsigned status, const char *rid,
-			  const void *body, size_t n)
+/* A method's answer: IoT Hub's topic, or generic mode's under module
+ * (GEN_SELF for the daemon's own methods). */
+static void method_answer(struct te_upstream *u, const char *module, unsigned status,
+			  const char *rid, const void *body, size_t n)
 {
-	char topic[160];
+	char topic[600];
 	size_t len;
+	int r = u->cfg->protocol == TE_UP_AZURE ?
+		te_azure_method_res_topic(status, rid, topic, sizeof(topic), &len) :
+		te_gen_topic(TE_GEN_METHOD_RES, u->device_id, module, rid, status, topic,
+			     sizeof(topic), &len);
 
-	if (te_azure_method_res_topic(status, rid, topic, sizeof(topic), &len) == 0)
+	if (r == 0)
 		azure_send(u, topic, body, n);
 }
 
-/* A direct method: "ping" is the daemon's own; "MODULE.METHOD" goes to
- * that module's handler (te_port_call) and its answer comes back through
- * te_upstream_method_result. */
-static void azure_method(struct te_upstream *u, const struct te_azure_in *in,
-			 const void *payload, size_t n)
+/* A direct method for module (NULL: the daemon's own, which has "ping"):
+ * a module's goes to its handler (te_port_call) and its answer comes back
+ * through te_upstream_method_result. */
+static void method_call(struct te_upstream *u, const char *module, const char *method,
+			const char *rid, const void *payload, size_t n)
 {
-	char body[256];
-	const char *dot = strchr(in->method, '.');
+	const char *reply_to = module ? module : GEN_SELF;
 	struct te_port *p = NULL;
+	char body[300];
 	int r;
 
-	if (!strcmp(in->method, "ping")) {
+	if (!module && !strcmp(method, "ping")) {
 		snprintf(body, sizeof(body), "{\"device\":\"%s\",\"version\":\"%s\"}", u->device_id,
 			 TE_VERSION);
-		method_answer(u, 200, in->rid, body, strlen(body));
+		method_answer(u, reply_to, 200, rid, body, strlen(body));
 		return;
 	}
-	for (unsigned i = 0; dot && i < u->rt->nports && !p; i++)
-		if (strlen(u->rt->ports[i]->name) == (size_t)(dot - in->method) &&
-		    !strncmp(u->rt->ports[i]->name, in->method, (size_t)(dot - in->method)))
+	for (unsigned i = 0; module && i < u->rt->nports && !p; i++)
+		if (!strcmp(u->rt->ports[i]->name, module))
 			p = u->rt->ports[i];
 	if (!p || u->ncalls == TE_UP_CALLS_MAX) {
 		snprintf(body, sizeof(body), "{\"message\":\"%s\"}",
-			 p ? "too many calls in progress" : "no such method: use ping or MODULE.METHOD");
-		method_answer(u, p ? 429 : 404, in->rid, body, strlen(body));
+			 p ? "too many calls in progress" : "no such method");
+		method_answer(u, reply_to, p ? 429 : 404, rid, body, strlen(body));
 		return;
 	}
 	if (++u->next_call == 0)
 		u->next_call = 1;
-	r = te_port_call(p, TE_UP_CALL_BIT | u->next_call, dot + 1, n ? payload : "null",
+	r = te_port_call(p, TE_UP_CALL_BIT | u->next_call, method, n ? payload : "null",
 			 n ? (uint32_t)n : 4);
 	if (r < 0) {
 		snprintf(body, sizeof(body), "{\"message\":\"module %s: %s\"}", p->name,
 			 r == -ENOTCONN ? "not running" : "cannot take the call");
-		method_answer(u, r == -ENOTCONN ? 404 : 500, in->rid, body, strlen(body));
+		method_answer(u, reply_to, r == -ENOTCONN ? 404 : 500, rid, body, strlen(body));
 		return;
 	}
 	for (unsigned i = 0; i < TE_UP_CALLS_MAX; i++) {
 		if (!u->calls[i].id) {
 			u->calls[i].id = TE_UP_CALL_BIT | u->next_call;
 			u->calls[i].deadline = te_now_ms() + 30000;
-			snprintf(u->calls[i].rid, sizeof(u->calls[i].rid), "%s", in->rid);
+			snprintf(u->calls[i].rid, sizeof(u->calls[i].rid), "%s", rid);
+			snprintf(u->calls[i].module, sizeof(u->calls[i].module), "%s", module);
 			u->ncalls++;
 			break;
 		}
 	}
+}
+
+/* IoT Hub: "ping", or "MODULE.METHOD" for a module's handler. */
+static void azure_method(struct te_upstream *u, const struct te_azure_in *in,
+			 const void *payload, size_t n)
+{
+	char module[TE_ID_MAX + 1];
+	const char *dot = strchr(in->method, '.');
+
+	if (!dot || (size_t)(dot - in->method) > TE_ID_MAX) {
+		method_call(u, NULL, in->method, in->rid, payload, n);
+		return;
+	}
+	snprintf(module, sizeof(module), "%.*s", (int)(dot - in->method), in->method);
+	method_call(u, module, dot + 1, in->rid, payload, n);
 }
 
 void te_upstream_method_result(struct te_upstream *u, uint32_t id, uint32_t status,
@@ -236,8 +260,8 @@ void te_upstream_method_result(struct te_upstream *u, uint32_t id, uint32_t stat
 		if (u->calls[i].id != id)
 			continue;
 		if (u->state == TE_UPS_ONLINE)
-			method_answer(u, status >= 100 && status <= 999 ? status : 500, u->calls[i].rid,
-				      body, n);
+			method_answer(u, u->calls[i].module, status >= 100 && status <= 999 ? status : 500,
+				      u->calls[i].rid, body, n);
 		u->calls[i].id = 0;
 		u->ncalls--;
 		return;
@@ -252,7 +276,7 @@ static void expire_calls(struct te_upstream *u)
 	for (unsigned i = 0; i < TE_UP_CALLS_MAX; i++) {
 		if (!u->calls[i].id || now < u->calls[i].deadline)
 			continue;
-		method_answer(u, 504, u->calls[i].rid, late, sizeof(late) - 1);
+		method_answer(u, u->calls[i].module, 504, u->calls[i].rid, late, sizeof(late) - 1);
 		u->calls[i].id = 0;
 		u->ncalls--;
 	}
@@ -311,6 +335,21 @@ void te_upstream_json(const struct te_upstream *u, struct te_jw *w)
 	te_jw_obj_close(w);
 }
 
+/* Generic mode: tinyedge/{device}/{module}/methods/{name}/{rid}. */
+static void gen_inbound(struct te_upstream *u, const char *topic, size_t tlen,
+			const void *payload, size_t n)
+{
+	struct te_gen_in in;
+
+	if (te_gen_parse_topic(topic, tlen, u->device_id, &in) < 0 ||
+	    in.kind != TE_GEN_IN_METHOD) {
+		te_warn("upstream", "ignored a message on an unexpected topic (%zu bytes)", tlen);
+		return;
+	}
+	method_call(u, strcmp(in.module, GEN_SELF) ? in.module : NULL, in.method, in.rid,
+		    payload, n);
+}
+
 /* --- the session's packets --- */
 
 static int send_connect(struct te_upstream *u)
@@ -331,19 +370,32 @@ static int send_connect(struct te_upstream *u)
 	return r;
 }
 
+#define SUBS_MAX 64
+
 static int send_subscribe(struct te_upstream *u)
 {
-	struct te_mqtt_sub subs[TE_AZURE_NSUBS];
+	static char topics[SUBS_MAX][300];
+	struct te_mqtt_sub subs[SUBS_MAX];
+	unsigned n = 0;
 	size_t len;
 	int r;
 
-	if (u->cfg->protocol != TE_UP_AZURE)
-		return 0;  /* generic mode: telemetry only for now */
-	for (unsigned i = 0; i < TE_AZURE_NSUBS; i++)
-		subs[i] = (struct te_mqtt_sub){ { te_azure_subscriptions[i],
-						  strlen(te_azure_subscriptions[i]) }, 0 };
+	if (u->cfg->protocol == TE_UP_AZURE) {
+		for (; n < TE_AZURE_NSUBS; n++)
+			subs[n] = (struct te_mqtt_sub){ { te_azure_subscriptions[n],
+							  strlen(te_azure_subscriptions[n]) }, 0 };
+	} else {
+		/* Methods for the daemon ("edge") and for each module. */
+		for (unsigned i = 0; i <= u->rt->nports && n < SUBS_MAX; i++) {
+			const char *m = i == 0 ? GEN_SELF : u->rt->ports[i - 1]->name;
+
+			if (te_gen_topic(TE_GEN_SUB_METHODS, u->device_id, m, NULL, 0, topics[n],
+					 sizeof(topics[n]), &len) == 0)
+				subs[n] = (struct te_mqtt_sub){ { topics[n], len }, 0 }, n++;
+		}
+	}
 	r = te_mqtt_enc_subscribe(u->wbuf + u->wlen, u->bufcap - u->wlen, PID_SUBSCRIBE,
-				  subs, TE_AZURE_NSUBS, &len);
+				  subs, n, &len);
 	if (r == 0)
 		u->wlen += len;
 	return r;
@@ -474,6 +526,8 @@ static void on_publish(struct te_upstream *u, const struct te_mqtt_pkt *p)
 		u->wlen += len;
 	if (u->cfg->protocol == TE_UP_AZURE)
 		azure_inbound(u, p->pub.topic.p, p->pub.topic.n, p->pub.payload, p->pub.payload_len);
+	else
+		gen_inbound(u, p->pub.topic.p, p->pub.topic.n, p->pub.payload, p->pub.payload_len);
 }
 
 static void on_packet(struct te_upstream *u, const struct te_mqtt_pkt *p)

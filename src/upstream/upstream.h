@@ -86,6 +86,7 @@ struct te_upstream {
 		uint32_t id;           /* 0: free */
 		uint64_t deadline;
 		char rid[TE_AZURE_RID_MAX + 1];
+		char module[TE_ID_MAX + 1];  /* generic mode: where to answer */
 	} calls[TE_UP_CALLS_MAX];
 	unsigned ncalls;
 	uint32_t next_call;

@@ -342,3 +342,37 @@ def test_azure_mode_telemetry_twin_and_methods_through_a_hub_simulator(tmp_path,
     finally:
         sim.stop()
         broker.stop()
+
+
+def test_generic_mode_direct_methods_over_documented_topics(tmp_path, daemons, pki):
+    import paho.mqtt.client as mqtt
+    broker = Broker(tmp_path, pki).start()
+    answers, got = {}, threading.Event()
+    c = mqtt.Client(client_id="operator")
+    c.tls_set(ca_certs=str(pki / "ca.pem"))
+
+    def on_message(cl, u, m):
+        answers[m.topic] = json.loads(m.payload)
+        if len(answers) >= 3:
+            got.set()
+    c.on_message = on_message
+    c.connect("localhost", broker.port)
+    c.subscribe("tinyedge/dev1/+/methods/res/#", qos=1)
+    c.loop_start()
+    try:
+        doc = manifest({"echo": builtin("echo")}, {})
+        rt = start(tmp_path, daemons, doc, mqtt_config(broker, pki))
+        assert rt.daemon.wait_for("upstream: online"), rt.daemon.text()
+        rt.wait_status("echo", "running")
+        time.sleep(0.3)
+        c.publish("tinyedge/dev1/edge/methods/ping/r1", b"{}", qos=1)
+        c.publish("tinyedge/dev1/echo/methods/ping/r2", b'{"x":2}', qos=1)
+        c.publish("tinyedge/dev1/echo/methods/reboot/r3", b"{}", qos=1)
+        assert got.wait(15), answers
+        assert answers["tinyedge/dev1/edge/methods/res/r1/200"]["device"] == "dev1"
+        assert answers["tinyedge/dev1/echo/methods/res/r2/200"] == {"module": "echo", "payload": {"x": 2}}
+        assert "tinyedge/dev1/echo/methods/res/r3/404" in answers
+    finally:
+        c.loop_stop()
+        c.disconnect()
+        broker.stop()
