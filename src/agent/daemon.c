@@ -40,7 +40,8 @@ struct daemon {
 	struct te_supervisor sv;
 	struct te_router router;
 	struct te_store *store;       /* NULL: could not be opened */
-	struct te_upstream up;
+	struct te_upstream ups[1 + TE_UP_IDENTITIES_MAX]; /* the device's, then modules' */
+	unsigned nups;
 	struct te_ctl ctl;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
@@ -243,14 +244,16 @@ static void on_method_result(struct te_router *rt, struct te_port *p, uint32_t i
 			     uint32_t status, const void *body, uint32_t len)
 {
 	if (id & TE_UP_CALL_BIT)
-		te_upstream_method_result(&the_daemon.up, id, status, body, len);
+		for (unsigned i = 0; i < the_daemon.nups; i++)
+			te_upstream_method_result(&the_daemon.ups[i], id, status, body, len);
 	else
 		te_ctl_method_result(&the_daemon.ctl, p->name, id, status, body, len);
 }
 
 static void on_upstream(struct te_router *rt)
 {
-	te_upstream_kick(&the_daemon.up);
+	for (unsigned i = 0; i < the_daemon.nups; i++)
+		te_upstream_kick(&the_daemon.ups[i]);
 }
 
 static void on_orphan(struct te_loop *loop, pid_t pid, int status)
@@ -307,26 +310,41 @@ static void store_open(struct daemon *d)
 			 rt->store_error);
 }
 
-/* The cloud link. A configuration it cannot use (a certificate file, the
+/* The cloud link: the device's connection, and one per module with its
+ * own identity. A configuration it cannot use (a certificate file, a
  * connection string) is reported; the daemon runs on and queues. */
 static void uplink_start(struct daemon *d)
 {
-	char err[300] = "";
+	const struct te_upstream_config *c = &d->cfg.upstream;
+	char err[300];
 	int r;
 
-	if (!d->store && d->cfg.upstream.protocol != TE_UP_NONE) {
+	if (c->protocol == TE_UP_NONE)
+		return;
+	if (!d->store) {
 		te_error("upstream", "no store: the uplink is not started");
 		return;
 	}
-	r = te_upstream_init(&d->up, &d->loop, &d->cfg, &d->router, err, sizeof(err));
-	if (r < 0) {
-		te_error("upstream", "%s; not connecting (messages stay in the store)",
-			 err[0] ? err : te_strerror(r));
-		te_upstream_free(&d->up);
-		return;
+	for (unsigned i = 0; i <= c->nids; i++) {
+		struct te_upstream *u = &d->ups[d->nups];
+
+		err[0] = '\0';
+		r = te_upstream_init(u, &d->loop, &d->cfg, &d->router, i ? &c->ids[i - 1] : NULL,
+				     err, sizeof(err));
+		if (r < 0) {
+			te_error("upstream", "%s; not connecting (messages stay in the store)",
+				 err[0] ? err : te_strerror(r));
+			te_upstream_free(u);
+			continue;
+		}
+		u->next_call = (uint32_t)d->nups << 24;  /* call ids apart per session */
+		if (i && te_router_identity(&d->router, c->ids[i - 1].module, u->ep) < 0)
+			te_error("upstream", "module %s: too many identities", c->ids[i - 1].module);
+		d->nups++;
 	}
 	d->router.on_upstream = on_upstream;
-	d->router.uplink = &d->up;
+	if (d->nups && !d->ups[0].id)
+		d->router.uplink = &d->ups[0];
 }
 
 static int daemon_serve(struct daemon *d)
@@ -375,7 +393,9 @@ static int daemon_serve(struct daemon *d)
 	te_ctl_close(&d->ctl);
 	if (d->inotify.fd >= 0)
 		close(d->inotify.fd);
-	te_upstream_free(&d->up);
+	for (unsigned i = 0; i < d->nups; i++)
+		te_upstream_free(&d->ups[i]);
+	d->nups = 0;
 	d->router.uplink = NULL;
 	te_router_persist_spills(&d->router);  /* the modules are stopped */
 	te_sv_free(&d->sv);

@@ -111,9 +111,10 @@ static const struct te_json_policy upstream_policy[] = {
 	{ "topic", TE_JSON_STRING, 0 },
 	{ "inflight", TE_JSON_NUMBER, 0 },
 	{ "clientId", TE_JSON_STRING, 0 },
+	{ "moduleIdentities", TE_JSON_OBJECT, 0 },
 };
 enum { UP_PROTOCOL, UP_CS, UP_HOST, UP_PORT, UP_TLS, UP_CA, UP_CERT, UP_KEY,
-       UP_USER, UP_PASS, UP_KEEPALIVE, UP_TOPIC, UP_INFLIGHT, UP_CLIENT, UP_N };
+       UP_USER, UP_PASS, UP_KEEPALIVE, UP_TOPIC, UP_INFLIGHT, UP_CLIENT, UP_IDS, UP_N };
 
 static void cfg_upstream_rules(struct cfg_ctx *x, unsigned obj, const int *tb,
 			       int device_tok)
@@ -155,6 +156,54 @@ static void cfg_upstream_rules(struct cfg_ctx *x, unsigned obj, const int *tb,
 	explicit_bzero(&cs, sizeof(cs));
 }
 
+/* Azure: modules with their own identity, {"name": "connection string"};
+ * each must name this device and that module. */
+static void cfg_identities(struct cfg_ctx *x, unsigned obj)
+{
+	struct te_upstream_config *u = &x->c->upstream;
+	struct te_azure_cs cs;
+	char err[200];
+
+	if (u->protocol != TE_UP_AZURE) {
+		te_json_error(x->doc, x->diag, obj,
+			      "upstream.moduleIdentities is only for protocol azure-iot-hub");
+		x->bad++;
+		return;
+	}
+	TE_JSON_FOREACH_MEMBER(x->doc, obj, k, v) {
+		struct te_module_identity *id = &u->ids[u->nids];
+
+		if (u->nids == TE_UP_IDENTITIES_MAX) {
+			te_json_error(x->doc, x->diag, k, "upstream.moduleIdentities: at most %d",
+				      TE_UP_IDENTITIES_MAX);
+			x->bad++;
+			return;
+		}
+		if (x->doc->tok[v].type != TE_JSON_STRING ||
+		    te_json_str(x->doc, k, id->module, sizeof(id->module), NULL) < 0 ||
+		    te_json_str(x->doc, v, id->connection_string,
+				sizeof(id->connection_string), NULL) < 0) {
+			te_json_error(x->doc, x->diag, v,
+				      "upstream.moduleIdentities: a module name and its connection string");
+			x->bad++;
+			continue;
+		}
+		if (te_azure_cs_parse(id->connection_string, &cs, err, sizeof(err)) < 0) {
+			te_json_error(x->doc, x->diag, v, "upstream.moduleIdentities.%s: %s",
+				      id->module, err);
+			x->bad++;
+		} else if (strcmp(cs.module, id->module)) {
+			te_json_error(x->doc, x->diag, v,
+				      "upstream.moduleIdentities.%s: the connection string's ModuleId is \"%s\"",
+				      id->module, cs.module);
+			x->bad++;
+		} else {
+			u->nids++;
+		}
+		explicit_bzero(&cs, sizeof(cs));
+	}
+}
+
 static void cfg_upstream(struct cfg_ctx *x, int obj, int device_tok)
 {
 	struct te_upstream_config *u = &x->c->upstream;
@@ -192,6 +241,8 @@ static void cfg_upstream(struct cfg_ctx *x, int obj, int device_tok)
 	}
 	if (!x->bad)
 		cfg_upstream_rules(x, (unsigned)obj, tb, device_tok);
+	if (!x->bad && tb[UP_IDS] >= 0)
+		cfg_identities(x, (unsigned)tb[UP_IDS]);
 }
 
 static const struct te_json_policy store_policy[] = {

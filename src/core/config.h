@@ -21,6 +21,14 @@
 
 enum te_upstream_protocol { TE_UP_NONE, TE_UP_MQTT, TE_UP_AZURE };
 
+#define TE_UP_IDENTITIES_MAX 16
+
+/* A module with its own IoT Hub identity: its own connection. */
+struct te_module_identity {
+	char module[TE_ID_MAX + 1];
+	char connection_string[TE_SECRET_MAX];
+};
+
 struct te_upstream_config {
 	enum te_upstream_protocol protocol;
 	char connection_string[TE_SECRET_MAX];
@@ -36,6 +44,8 @@ struct te_upstream_config {
 	char topic[TE_HOST_MAX];  /* generic mqtt: telemetry topic template */
 	unsigned inflight;        /* unacknowledged QoS 1 publishes (16) */
 	char client_id[TE_HOST_MAX]; /* generic mqtt: "" = the device id */
+	struct te_module_identity ids[TE_UP_IDENTITIES_MAX]; /* Azure */
+	unsigned nids;
 };
 
 struct te_config {

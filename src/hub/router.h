@@ -143,6 +143,13 @@ struct te_router {
 	/* The store committed: the uplink may have more to send. */
 	void (*on_upstream)(struct te_router *rt);
 	struct te_upstream *uplink;  /* for list; NULL when there is none */
+	/* Modules with their own cloud identity: their $upstream messages go
+	 * to their own store queue. */
+	struct {
+		char module[TE_MODULE_NAME_MAX + 1];
+		uint32_t ep;
+	} idents[16];
+	unsigned nidents;
 	/* A module answered direct method call id (te_port_call). */
 	void (*on_method_result)(struct te_router *rt, struct te_port *p, uint32_t id,
 				 uint32_t status, const void *body, uint32_t len);
@@ -193,6 +200,10 @@ void te_spill_drop(struct te_port *p);
 void te_router_persist_spills(struct te_router *rt);
 /* Find p's endpoint and what a previous run left there. */
 void te_port_store_attach(struct te_router *rt, struct te_port *p);
+
+/* Messages for $upstream from module go to store endpoint ep (its own
+ * connection drains it). 0 or -ENOSPC. */
+int te_router_identity(struct te_router *rt, const char *module, uint32_t ep);
 
 /* Queue a message for $upstream at priority prio with ttl_secs
  * (TE_TTL_UNSET: the default; <= 0: until the quota evicts it). src (may be NULL) is the module it came from: when the store

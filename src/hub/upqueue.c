@@ -71,6 +71,24 @@ static void retry_held(struct te_router *rt)
 	}
 }
 
+int te_router_identity(struct te_router *rt, const char *module, uint32_t ep)
+{
+	if (rt->nidents == sizeof(rt->idents) / sizeof(rt->idents[0]))
+		return -ENOSPC;
+	snprintf(rt->idents[rt->nidents].module, sizeof(rt->idents[0].module), "%s", module);
+	rt->idents[rt->nidents++].ep = ep;
+	return 0;
+}
+
+/* The $upstream queue for a message from src (NULL: the device's). */
+static uint32_t up_ep_for(const struct te_router *rt, const struct te_port *src)
+{
+	for (unsigned i = 0; src && i < rt->nidents; i++)
+		if (!strcmp(rt->idents[i].module, src->name))
+			return rt->idents[i].ep;
+	return rt->up_ep;
+}
+
 bool te_port_store_hold(struct te_router *rt, struct te_port *src, struct te_port *p,
 			unsigned prio, int64_t ttl_secs, const void *rec, size_t len)
 {
@@ -80,7 +98,7 @@ bool te_port_store_hold(struct te_router *rt, struct te_port *src, struct te_por
 	src->held_len = (uint32_t)len;
 	src->held_prio = prio;
 	src->held_ttl = ttl_of(rt, ttl_secs);
-	src->held_ep = p ? p->store_ep : rt->up_ep;
+	src->held_ep = p ? p->store_ep : up_ep_for(rt, src);
 	src->held_dest = p;
 	return true;
 }
@@ -167,7 +185,7 @@ bool te_upstream_put(struct te_router *rt, struct te_port *src, unsigned prio,
 		rt->upstream_dropped++;
 		return false;
 	}
-	r = te_store_put(rt->store, rt->up_ep, prio, ttl, rt->tx, len, NULL);
+	r = te_store_put(rt->store, up_ep_for(rt, src), prio, ttl, rt->tx, len, NULL);
 	if (r == 0) {
 		rt->upstream_msgs++;
 		return true;

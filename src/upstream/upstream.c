@@ -106,7 +106,8 @@ static int azure_setup(struct te_upstream *u, char *err, size_t errlen)
 {
 	struct te_azure_cs *cs = &u->cs;
 	size_t len;
-	int r = te_azure_cs_parse(u->cfg->connection_string, cs, err, errlen);
+	int r = te_azure_cs_parse(u->id ? u->id->connection_string : u->cfg->connection_string,
+				  cs, err, errlen);
 
 	if (r < 0)
 		return r;
@@ -245,6 +246,10 @@ static void azure_method(struct te_upstream *u, const struct te_azure_in *in,
 	char module[TE_ID_MAX + 1];
 	const char *dot = strchr(in->method, '.');
 
+	if (u->id) {  /* the module's own connection: its methods */
+		method_call(u, u->id->module, in->method, in->rid, payload, n);
+		return;
+	}
 	if (!dot || (size_t)(dot - in->method) > TE_ID_MAX) {
 		method_call(u, NULL, in->method, in->rid, payload, n);
 		return;
@@ -421,7 +426,7 @@ static int topic_for(struct te_upstream *u, const struct te_msg *m, char *out, s
 		tags[1] = (struct te_prop){ { TE_AZURE_TAG_OUTPUT, sizeof(TE_AZURE_TAG_OUTPUT) - 1 },
 					    { output, (uint32_t)strlen(output) } };
 		return te_azure_telemetry_topic(u->device_id, u->module_id[0] ? u->module_id : NULL,
-						m, tags, module[0] ? 2 : 0, out, cap, &len);
+						m, tags, module[0] && !u->module_id[0] ? 2 : 0, out, cap, &len);
 	}
 	return te_topic_expand(u->cfg->topic, u->device_id, module[0] ? module : "$device",
 			       output[0] ? output : "$default", out, cap, &len, err, sizeof(err));
@@ -449,7 +454,7 @@ static void fill_window(struct te_upstream *u)
 			/* Too large to send: dead-letter, never block the queue. */
 			if (r == -TE_ENOSPACE)
 				u->cur.after[it.prio] = it.seq;
-			te_store_ack(u->rt->store, u->rt->up_ep, it.prio, it.seq);
+			te_store_ack(u->rt->store, u->ep, it.prio, it.seq);
 			u->dead_lettered++;
 			te_warn("upstream", "message %llu of %u bytes is over the limit: dropped",
 				(unsigned long long)it.seq, it.len);
@@ -459,12 +464,12 @@ static void fill_window(struct te_upstream *u)
 			te_warn("upstream", "unreadable stored message %llu: dropped",
 				(unsigned long long)it.seq);
 			if (r == 0)
-				te_store_ack(u->rt->store, u->rt->up_ep, it.prio, it.seq);
+				te_store_ack(u->rt->store, u->ep, it.prio, it.seq);
 			u->dead_lettered++;
 			continue;
 		}
 		if (m.bodylen > MSG_LIMIT || topic_for(u, &m, topic, sizeof(topic)) < 0) {
-			te_store_ack(u->rt->store, u->rt->up_ep, it.prio, it.seq);
+			te_store_ack(u->rt->store, u->ep, it.prio, it.seq);
 			u->dead_lettered++;
 			te_warn("upstream", "message %llu: over IoT Hub's limits: dropped",
 				(unsigned long long)it.seq);
@@ -506,7 +511,7 @@ static void on_puback(struct te_upstream *u, uint16_t pid)
 
 		if (f->pid != pid)
 			continue;
-		te_store_ack(u->rt->store, u->rt->up_ep, f->prio, f->seq);
+		te_store_ack(u->rt->store, u->ep, f->prio, f->seq);
 		f->pid = 0;
 		u->ninflight--;
 		u->acked++;
@@ -561,7 +566,7 @@ static void on_packet(struct te_upstream *u, const struct te_mqtt_pkt *p)
 		if (u->cfg->protocol == TE_UP_AZURE)
 			azure_get_twin(u);
 		/* Resend from the oldest unacknowledged record. */
-		te_store_cursor_init(&u->cur, u->rt->up_ep);
+		te_store_cursor_init(&u->cur, u->ep);
 		fill_window(u);
 		return;
 	case TE_MQTT_PUBACK:
@@ -866,15 +871,28 @@ static void on_timer(struct te_loop *l, struct te_timer *t)
 
 int te_upstream_init(struct te_upstream *u, struct te_loop *loop,
 		     const struct te_config *cfg, struct te_router *rt,
-		     char *err, size_t errlen)
+		     const struct te_module_identity *id, char *err, size_t errlen)
 {
 	const struct te_upstream_config *c = &cfg->upstream;
+	char name[TE_ID_MAX + 16];
 	int r;
 
 	memset(u, 0, sizeof(*u));
 	u->loop = loop;
 	u->cfg = c;
 	u->rt = rt;
+	u->id = id;
+	u->ep = rt->up_ep;
+	if (id) {
+		/* Its own queue in the store, drained by its own connection. */
+		snprintf(name, sizeof(name), "$upstream/%s", id->module);
+		r = rt->store ? te_store_endpoint(rt->store, name, &u->ep) : -ENOTCONN;
+		if (r < 0) {
+			snprintf(err, errlen, "module %s: store endpoint: %s", id->module,
+				 te_strerror(r));
+			return r;
+		}
+	}
 	u->device_id = cfg->device_id;
 	u->io.fd = -1;
 	u->resolved.io.fd = -1;

@@ -49,6 +49,8 @@ struct te_upstream {
 	struct te_loop *loop;
 	const struct te_upstream_config *cfg;
 	const char *device_id;
+	const struct te_module_identity *id;  /* NULL: the device's connection */
+	uint32_t ep;               /* its store queue: $upstream or $upstream/MODULE */
 	struct te_azure_cs cs;     /* Azure: the parsed connection string */
 	struct te_router *rt;
 	enum te_up_state state;
@@ -95,12 +97,14 @@ struct te_upstream {
 	char last_error[256];
 };
 
-/* Set up (nothing is started when the protocol is none). 0 or -errno; err
- * says what is wrong with the configuration (a certificate file, the
- * connection string). */
+/* Set up (nothing is started when the protocol is none). id NULL: the
+ * device's connection (queue $upstream); else a module's own identity
+ * (Azure; queue "$upstream/MODULE", which the router fills with that
+ * module's messages). 0 or -errno; err says what is wrong with the
+ * configuration (a certificate file, the connection string). */
 int te_upstream_init(struct te_upstream *u, struct te_loop *loop,
 		     const struct te_config *cfg, struct te_router *rt,
-		     char *err, size_t errlen);
+		     const struct te_module_identity *id, char *err, size_t errlen);
 void te_upstream_free(struct te_upstream *u);
 
 /* The store committed more $upstream messages: publish what the window
