@@ -405,7 +405,12 @@ def test_a_module_with_its_own_identity_has_its_own_connection(tmp_path, daemons
         # (Methods per identity are not checked here: on a plain broker both
         # connections see the same $iothub/methods topics; IoT Hub separates
         # them by identity.)
-        q = queue(rt)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            q = queue(rt)
+            if any(r["endpoint"] == "$upstream/echo" and r["delivered"] == 10 for r in q["queues"]):
+                break
+            time.sleep(0.1)
         assert any(r["endpoint"] == "$upstream/echo" and r["delivered"] == 10 for r in q["queues"]), q
     finally:
         sim.stop()
