@@ -843,7 +843,10 @@ int te_gen_parse_topic(const char *topic, size_t n, const char *device,
 	copy_cur(in->module, mod);
 	if (eat(&c, "twin/res/"))
 		return gen_twin_res(c, in);
-	if (eat(&c, "twin/desired") && !c.n) {
+	if (eat(&c, "twin/desired")) {
+		/* nothing may follow (eat() has moved past it either way) */
+		if (c.n)
+			return -TE_EMALFORMED;
 		in->kind = TE_GEN_IN_DESIRED;
 		return 0;
 	}

@@ -11,9 +11,10 @@ void te_fuzz_ring(const uint8_t *data, size_t n);   /* fuzz_ring.c */
 void te_fuzz_route(const uint8_t *data, size_t n);  /* fuzz_route.c */
 void te_fuzz_stdio(const uint8_t *data, size_t n);  /* fuzz_stdio.c */
 void te_fuzz_mqtt(const uint8_t *data, size_t n);   /* fuzz_mqtt.c */
+void te_fuzz_azure(const uint8_t *data, size_t n);  /* fuzz_azure.c */
 
 /* Select the target by name (json, config, manifest, patch, record, ctl,
- * ring, route, stdio, mqtt); -1 if unknown. */
+ * ring, route, stdio, mqtt, azure); -1 if unknown. */
 int te_fuzz_set_mode(const char *name);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);

@@ -57,5 +57,6 @@ int main(void)
 	replay_mode("route");
 	replay_mode("stdio");
 	replay_mode("mqtt");
+	replay_mode("azure");
 	return tap_done();
 }

@@ -1,5 +1,5 @@
 /* Fuzz targets, one binary with modes (as crun's):
- * TE_FUZZ=json|config|manifest|patch|record|ctl|ring|route|stdio|mqtt.
+ * TE_FUZZ=json|config|manifest|patch|record|ctl|ring|route|stdio|mqtt|azure.
  *
  * Built two ways: with clang -fsanitize=fuzzer for `make fuzz`, and with
  * test/fuzz/replay.c as a plain ASan+UBSan program that `make test` runs
@@ -145,6 +145,7 @@ static const struct {
 	{ "route", te_fuzz_route },
 	{ "stdio", te_fuzz_stdio },
 	{ "mqtt", te_fuzz_mqtt },
+	{ "azure", te_fuzz_azure },
 };
 static void (*target)(const uint8_t *, size_t) = fuzz_json;
 
@@ -164,7 +165,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *mode = getenv("TE_FUZZ");
 
 	if (mode && te_fuzz_set_mode(mode) < 0) {
-		fprintf(stderr, "TE_FUZZ=%s: expected json, config, manifest, patch, record, ctl, ring, route, stdio or mqtt\n", mode);
+		fprintf(stderr, "TE_FUZZ=%s: expected json, config, manifest, patch, record, ctl, ring, route, stdio, mqtt or azure\n", mode);
 		exit(2);
 	}
 	return 0;
