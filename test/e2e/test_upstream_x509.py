@@ -75,8 +75,9 @@ def wait_broker_log(broker, needle, timeout=15):
                                      ("client-rsa", "tinyedge-client-rsa")])
 def test_telemetry_with_a_client_certificate(tmp_path, daemons, pki, name, cn):
     broker = cert_broker(tmp_path, pki)
-    sub = cert_subscriber(broker, pki)
+    sub = None
     try:
+        sub = cert_subscriber(broker, pki)
         rt = start(tmp_path, daemons, counter_up(50),
                    mqtt_config(broker, pki, **client_files(pki, name)))
         assert sub.wait(50) == 50, rt.daemon.text() + broker_log(broker)
@@ -86,7 +87,8 @@ def test_telemetry_with_a_client_certificate(tmp_path, daemons, pki, name, cn):
         assert wait_broker_log(broker, f"as dev1 (p2, c0, k5, u'{cn}')"), broker_log(broker)
         assert "upstream: online" in rt.daemon.text()
     finally:
-        sub.stop()
+        if sub:
+            sub.stop()
         broker.stop()
 
 
@@ -142,8 +144,9 @@ def azure_config(pki, port, **extra):
 
 def test_azure_x509_telemetry_reaches_the_broker(tmp_path, daemons, pki):
     broker = cert_broker(tmp_path, pki)
-    sub = cert_subscriber(broker, pki, topic="devices/dev1/messages/events/#")
+    sub = None
     try:
+        sub = cert_subscriber(broker, pki, topic="devices/dev1/messages/events/#")
         rt = start(tmp_path, daemons, counter_up(20), azure_config(pki, broker.port))
         assert sub.wait(20) == 20, rt.daemon.text() + broker_log(broker)
         assert sub.seqs() == list(range(20))
@@ -151,7 +154,8 @@ def test_azure_x509_telemetry_reaches_the_broker(tmp_path, daemons, pki):
         assert wait_broker_log(broker, "as dev1 (p2, c0, k240, u'tinyedge-client')"), broker_log(broker)
         assert "SAS" not in rt.daemon.text()
     finally:
-        sub.stop()
+        if sub:
+            sub.stop()
         broker.stop()
 
 
