@@ -40,10 +40,10 @@ def pki(tmp_path_factory):
 
 class Broker:
     """mosquitto on a loopback port, plain or TLS, with persistence so a
-    restart keeps what it accepted."""
+    restart keeps what it accepted. `extra`: more lines for its listener."""
 
-    def __init__(self, tmp, pki=None, cert="server", port=None):
-        self.tmp, self.pki, self.cert = tmp, pki, cert
+    def __init__(self, tmp, pki=None, cert="server", port=None, extra=()):
+        self.tmp, self.pki, self.cert, self.extra = tmp, pki, cert, list(extra)
         self.port = port or free_port()
         self.proc = None
 
@@ -56,6 +56,7 @@ class Broker:
         if self.pki:
             lines += [f"cafile {self.pki}/ca.pem", f"certfile {self.pki}/{self.cert}.pem",
                       f"keyfile {self.pki}/{self.cert}.key", "tls_version tlsv1.2"]
+        lines += self.extra
         conf.write_text("\n".join(lines) + "\n")
         self.log = open(self.tmp / f"mosquitto-{self.port}.log", "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=self.log, stderr=self.log)
@@ -79,13 +80,13 @@ class Subscriber:
     """paho-mqtt, QoS 1, a persistent session: it misses nothing the broker
     accepted, also across a broker restart."""
 
-    def __init__(self, broker, topic="tinyedge/#", ca=None):
+    def __init__(self, broker, topic="tinyedge/#", ca=None, cert=None, key=None):
         import paho.mqtt.client as mqtt
         self.msgs = []
         self.lock = threading.Lock()
         self.c = mqtt.Client(client_id=f"sub-{broker.port}", clean_session=False)
         if ca:
-            self.c.tls_set(ca_certs=ca)
+            self.c.tls_set(ca_certs=ca, certfile=cert, keyfile=key)
         self.c.on_message = self.on_message
         self.c.on_connect = lambda c, u, f, rc: c.subscribe(topic, qos=1)
         self.subscribed = threading.Event()
