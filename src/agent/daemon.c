@@ -250,6 +250,13 @@ static void on_method_result(struct te_router *rt, struct te_port *p, uint32_t i
 		te_ctl_method_result(&the_daemon.ctl, p->name, id, status, body, len);
 }
 
+static void on_reported(struct te_router *rt, struct te_port *p, const void *patch,
+			uint32_t len)
+{
+	for (unsigned i = 0; i < the_daemon.nups; i++)
+		te_upstream_report(&the_daemon.ups[i], p->name, patch, len);
+}
+
 static void on_upstream(struct te_router *rt)
 {
 	for (unsigned i = 0; i < the_daemon.nups; i++)
@@ -343,6 +350,7 @@ static void uplink_start(struct daemon *d)
 		d->nups++;
 	}
 	d->router.on_upstream = on_upstream;
+	d->router.on_reported = on_reported;
 	if (d->nups && !d->ups[0].id)
 		d->router.uplink = &d->ups[0];
 }

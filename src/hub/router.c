@@ -796,6 +796,8 @@ static int port_ctl(struct te_port *p, uint32_t len)
 				ack.status, err);
 		else
 			emit_twin_change(p, "reported", p->twin.rver, c.body, c.bodylen);
+		if (ack.status == TE_WIRE_STATUS_OK && rt->on_reported)
+			rt->on_reported(rt, p, c.body, c.bodylen);
 		if (port_send_ctl(p, &ack, false) < 0)
 			te_warn("hub", "module %s: its input is full: ACK %u lost", p->name, c.id);
 		return 0;

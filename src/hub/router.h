@@ -140,6 +140,9 @@ struct te_router {
 	uint64_t upstream_committed, upstream_failed, upstream_dropped;
 	/* A module corrupted its ring (its port is closed already). */
 	void (*on_corrupt)(struct te_router *rt, struct te_port *p);
+	/* A module's reported patch was merged: the cloud should have it. */
+	void (*on_reported)(struct te_router *rt, struct te_port *p, const void *patch,
+			    uint32_t len);
 	/* The store committed: the uplink may have more to send. */
 	void (*on_upstream)(struct te_router *rt);
 	struct te_upstream *uplink;  /* for list; NULL when there is none */
@@ -204,6 +207,8 @@ void te_port_store_attach(struct te_router *rt, struct te_port *p);
 /* Messages for $upstream from module go to store endpoint ep (its own
  * connection drains it). 0 or -ENOSPC. */
 int te_router_identity(struct te_router *rt, const char *module, uint32_t ep);
+/* Has module its own identity (te_router_identity)? */
+bool te_router_identity_of(const struct te_router *rt, const char *module);
 
 /* Queue a message for $upstream at priority prio with ttl_secs
  * (TE_TTL_UNSET: the default; <= 0: until the quota evicts it). src (may be NULL) is the module it came from: when the store

@@ -80,6 +80,14 @@ int te_router_identity(struct te_router *rt, const char *module, uint32_t ep)
 	return 0;
 }
 
+bool te_router_identity_of(const struct te_router *rt, const char *module)
+{
+	for (unsigned i = 0; i < rt->nidents; i++)
+		if (!strcmp(rt->idents[i].module, module))
+			return true;
+	return false;
+}
+
 /* The $upstream queue for a message from src (NULL: the device's). */
 static uint32_t up_ep_for(const struct te_router *rt, const struct te_port *src)
 {

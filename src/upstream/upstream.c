@@ -15,6 +15,7 @@
 #include "azure.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/json_patch.h"
 #include "core/log.h"
 #include "hub/router.h"
 #include "hub/wire.h"
@@ -355,6 +356,80 @@ static void gen_inbound(struct te_upstream *u, const char *topic, size_t tlen,
 		    payload, n);
 }
 
+/* --- reported properties to the cloud --- */
+
+#define REPORTED_MAX (64u * 1024)
+
+/* Send what waits: IoT Hub's reported PATCH (one merged document), or in
+ * generic mode one .../twin/reported/{rid} per module. */
+static void reported_flush(struct te_upstream *u)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	char rid[16], topic[600];
+	size_t len;
+
+	if (!u->reported || u->state != TE_UPS_ONLINE)
+		return;
+	snprintf(rid, sizeof(rid), "r%u", ++u->next_rid);
+	if (u->cfg->protocol == TE_UP_AZURE) {
+		if (te_azure_twin_reported_topic(rid, topic, sizeof(topic), &len) == 0)
+			azure_send(u, topic, u->reported, u->reported_len);
+	} else if (te_json_parse(&doc, "reported", u->reported, u->reported_len, NULL,
+				 &diag) == 0) {
+		TE_JSON_FOREACH_MEMBER(&doc, 0, k, v) {
+			char module[TE_ID_MAX + 1];
+
+			if (te_json_str(&doc, k, module, sizeof(module), NULL) < 0 ||
+			    te_gen_topic(TE_GEN_TWIN_REPORTED, u->device_id, module, rid, 0, topic,
+					 sizeof(topic), &len) < 0)
+				continue;
+			azure_send(u, topic, doc.text + doc.tok[v].start,
+				   doc.tok[v].end - doc.tok[v].start);
+		}
+		te_json_free(&doc);
+	}
+	free(u->reported);
+	u->reported = NULL;
+	u->reported_len = 0;
+}
+
+void te_upstream_report(struct te_upstream *u, const char *module, const void *patch,
+			uint32_t len)
+{
+	char err[200], *wrapped, *out;
+	size_t wlen, olen;
+	bool own = u->id != NULL;  /* a module's own connection: its twin */
+
+	if (!u->loop || u->cfg->protocol == TE_UP_NONE ||
+	    (own ? strcmp(u->id->module, module) : te_router_identity_of(u->rt, module)))
+		return;
+	wrapped = malloc(len + strlen(module) + 16);
+	out = malloc(REPORTED_MAX);
+	if (!wrapped || !out) {
+		free(wrapped);
+		free(out);
+		return;
+	}
+	/* The device's twin holds each module's reported properties under
+	 * the module's name; a module identity's twin is its own. */
+	wlen = own ? (size_t)snprintf(wrapped, len + 1, "%.*s", (int)len, (const char *)patch)
+		   : (size_t)sprintf(wrapped, "{\"%s\":%.*s}", module, (int)len,
+				     (const char *)patch);
+	if (te_json_merge_patch(u->reported ? u->reported : "{}",
+				u->reported ? u->reported_len : 2, wrapped, wlen, out,
+				REPORTED_MAX, &olen, err, sizeof(err)) < 0) {
+		te_warn("upstream", "module %s: reported patch not sent: %s", module, err);
+		free(out);
+	} else {
+		free(u->reported);
+		u->reported = out;
+		u->reported_len = olen;
+	}
+	free(wrapped);
+	reported_flush(u);
+}
+
 /* --- the session's packets --- */
 
 static int send_connect(struct te_upstream *u)
@@ -565,6 +640,7 @@ static void on_packet(struct te_upstream *u, const struct te_mqtt_pkt *p)
 		}
 		if (u->cfg->protocol == TE_UP_AZURE)
 			azure_get_twin(u);
+		reported_flush(u);  /* what modules reported while offline */
 		/* Resend from the oldest unacknowledged record. */
 		te_store_cursor_init(&u->cur, u->ep);
 		fill_window(u);
@@ -959,5 +1035,6 @@ void te_upstream_free(struct te_upstream *u)
 	free(u->wbuf);
 	free(u->inflight);
 	free(u->password);
+	free(u->reported);
 	memset(u, 0, sizeof(*u));
 }

@@ -84,6 +84,10 @@ struct te_upstream {
 	uint64_t tls_start_ns;
 	double tls_ms;             /* the last TLS handshake */
 	uint64_t desired_version;  /* newest desired $version seen */
+	/* Reported properties not yet sent (offline): one merged patch, keyed
+	 * by module on the device's connection ({"MODULE": patch, ...}). */
+	char *reported;
+	size_t reported_len;
 	struct {
 		uint32_t id;           /* 0: free */
 		uint64_t deadline;
@@ -116,6 +120,11 @@ const char *te_upstream_state_name(enum te_up_state s);
 struct te_jw;
 /* The session's state and counters as a JSON object. */
 void te_upstream_json(const struct te_upstream *u, struct te_jw *w);
+
+/* Module's reported patch (merged locally): send it to the cloud now, or
+ * merged with what waits, after the next CONNACK. */
+void te_upstream_report(struct te_upstream *u, const char *module, const void *patch,
+			uint32_t len);
 
 /* A module answered a cloud direct method (ids with TE_UP_CALL_BIT). */
 void te_upstream_method_result(struct te_upstream *u, uint32_t id, uint32_t status,

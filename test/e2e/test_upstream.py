@@ -320,8 +320,9 @@ def test_azure_mode_telemetry_twin_and_methods_through_a_hub_simulator(tmp_path,
         cfg = dict(FAST_CONFIG, upstream={"protocol": "azure-iot-hub", "connectionString": cs,
                                           "caFile": str(pki / "ca.pem"), "port": broker.port})
         doc = manifest({"counter": builtin("counter", "--count", "20", restart="never", order=2),
-                        "echo": builtin("echo", order=1)},
+                        "echo": builtin("echo", order=1), "filter": builtin("filter", order=1)},
                        {"up": {"route": "FROM /messages/modules/counter/* INTO $upstream"}})
+        doc["modulesContent"]["filter"] = {"properties.desired": {"TemperatureThreshold": 30}}
         rt = start(tmp_path, daemons, doc, cfg)
         msgs = sim.wait_telemetry(20, timeout=30)
         assert [int(m.app["seq"]) for m in msgs] == list(range(20))
@@ -336,6 +337,10 @@ def test_azure_mode_telemetry_twin_and_methods_through_a_hub_simulator(tmp_path,
         assert status == 200 and body == {"module": "echo", "payload": {"x": 1}}
         status, body = sim.invoke("reboot")
         assert status == 404
+        # The filter's reported properties reach the device twin, under its name.
+        assert sim.wait_for(lambda s: any(p.get("filter") == {"TemperatureThreshold": 30}
+                                          for _, p in s.reported_patches), timeout=15), \
+            sim.reported_patches
         sim.set_desired({"interval": 7})
         assert rt.daemon.wait_for("desired properties version 2")
         sim.set_desired({"interval": 6}, version=1)
@@ -354,14 +359,16 @@ def test_generic_mode_direct_methods_over_documented_topics(tmp_path, daemons, p
 
     def on_message(cl, u, m):
         answers[m.topic] = json.loads(m.payload)
-        if len(answers) >= 3:
+        if len(answers) >= 4:
             got.set()
     c.on_message = on_message
     c.connect("localhost", broker.port)
     c.subscribe("tinyedge/dev1/+/methods/res/#", qos=1)
+    c.subscribe("tinyedge/dev1/+/twin/reported/+", qos=1)
     c.loop_start()
     try:
-        doc = manifest({"echo": builtin("echo")}, {})
+        doc = manifest({"echo": builtin("echo"), "filter": builtin("filter")}, {})
+        doc["modulesContent"]["filter"] = {"properties.desired": {"TemperatureThreshold": 30}}
         rt = start(tmp_path, daemons, doc, mqtt_config(broker, pki))
         assert rt.daemon.wait_for("upstream: online"), rt.daemon.text()
         rt.wait_status("echo", "running")
@@ -373,6 +380,8 @@ def test_generic_mode_direct_methods_over_documented_topics(tmp_path, daemons, p
         assert answers["tinyedge/dev1/edge/methods/res/r1/200"]["device"] == "dev1"
         assert answers["tinyedge/dev1/echo/methods/res/r2/200"] == {"module": "echo", "payload": {"x": 2}}
         assert "tinyedge/dev1/echo/methods/res/r3/404" in answers
+        reported = [v for t, v in answers.items() if t.startswith("tinyedge/dev1/filter/twin/reported/")]
+        assert reported == [{"TemperatureThreshold": 30}], answers
     finally:
         c.loop_stop()
         c.disconnect()
