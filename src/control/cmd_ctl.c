@@ -193,7 +193,8 @@ static int print_list(const char *buf, size_t len)
 	return TE_EXIT_OK;
 }
 
-int te_cmd_list(int argc, char **argv)
+/* The list answer, printed by print (or as is with --json): list, stats. */
+static int list_view(int argc, char **argv, int (*print)(const char *buf, size_t len))
 {
 	struct te_cli cli;
 	size_t len;
@@ -213,10 +214,15 @@ int te_cmd_list(int argc, char **argv)
 		if (cli.json)
 			fwrite(buf, 1, len, stdout), rc = TE_EXIT_OK;
 		else
-			rc = print_list(buf, len);
+			rc = print(buf, len);
 	}
 	free(buf);
 	return rc;
+}
+
+int te_cmd_list(int argc, char **argv)
+{
+	return list_view(argc, argv, print_list);
 }
 
 /* --- stats --- */
@@ -271,28 +277,7 @@ static int print_stats(const char *buf, size_t len)
 
 int te_cmd_stats(int argc, char **argv)
 {
-	struct te_cli cli;
-	size_t len;
-	char *buf;
-	int rc;
-
-	if (te_cli_parse(&cli, argc, argv, TE_OPT_JSON) < 0)
-		return TE_EXIT_USAGE;
-	if (cli.help)
-		return te_help(argv[0]);
-	if (cli.argc)
-		return te_cli_usage_error(&cli, "unexpected argument '%s'", cli.argv[0]);
-	buf = te_ctl_call(&cli, "{\"cmd\":\"list\"}\n", &len);
-	if (!buf)
-		return TE_EXIT_FAIL;
-	if ((rc = te_ctl_answer_error(&cli, buf, len)) < 0) {
-		if (cli.json)
-			fwrite(buf, 1, len, stdout), rc = TE_EXIT_OK;
-		else
-			rc = print_stats(buf, len);
-	}
-	free(buf);
-	return rc;
+	return list_view(argc, argv, print_stats);
 }
 
 /* --- queue --- */

@@ -267,12 +267,30 @@ static int tls_closed(struct te_tls *t)
 	return t->fail = -TE_ETLS;
 }
 
+/* A server that refuses the handshake (a client certificate it does not
+ * like) sends an alert and closes, and our next send fails with a reset
+ * before the engine has read the alert: read it from the socket
+ * ourselves. Before ChangeCipherSpec an alert record is plaintext:
+ * type 21, version, length 2, level, description. */
+static bool peer_alert(struct te_tls *t)
+{
+	unsigned char rec[7];
+	ssize_t k = recv(t->fd, rec, sizeof(rec), MSG_DONTWAIT);
+
+	if (k != (ssize_t)sizeof(rec) || rec[0] != 21 || rec[3] != 0 || rec[4] != 2)
+		return false;
+	tls_describe(t, BR_ERR_RECV_FATAL_ALERT + rec[6]);
+	t->fail = -TE_ETLS;
+	return true;
+}
+
 /* One send of pending record bytes: 0 (progress), -EAGAIN or an error. */
 static int tls_send(struct te_tls *t)
 {
 	size_t len;
 	unsigned char *p = br_ssl_engine_sendrec_buf(&t->cc.eng, &len);
 	ssize_t k;
+	int err;
 
 	do
 		k = send(t->fd, p, len, MSG_NOSIGNAL);
@@ -283,7 +301,10 @@ static int tls_send(struct te_tls *t)
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK)
 		return -EAGAIN;
-	return tls_io_fail(t, "send", errno == EPIPE ? -ECONNRESET : -errno);
+	err = errno;
+	if (!t->ready && peer_alert(t))
+		return t->fail;
+	return tls_io_fail(t, "send", err == EPIPE ? -ECONNRESET : -err);
 }
 
 /* One recv into the engine: 0 (progress), -EAGAIN or an error. */
