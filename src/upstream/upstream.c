@@ -14,6 +14,7 @@
 
 #include "azure.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/json.h"
 #include "core/json_patch.h"
 #include "core/log.h"
@@ -35,6 +36,7 @@
 
 static void up_fail(struct te_upstream *u, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+static void good_time_write(struct te_upstream *u);
 static void up_connect(struct te_upstream *u);
 
 const char *te_upstream_state_name(enum te_up_state s)
@@ -630,6 +632,8 @@ static void on_packet(struct te_upstream *u, const struct te_mqtt_pkt *p)
 		u->connects++;
 		u->last_error[0] = '\0';
 		if (u->tls)
+			good_time_write(u);  /* a verified server: the clock was plausible */
+		if (u->tls)
 			te_info("upstream", "online: %s:%u as %s (TLS handshake %.1f ms)", u->host,
 				u->port, u->client_id, u->tls_ms);
 		else
@@ -771,8 +775,8 @@ static void on_io(struct te_loop *l, struct te_io *io, uint32_t ev)
 		}
 		u->tls_ms = (double)(te_now_ns() - u->tls_start_ns) / 1e6;
 		if (te_tls_time_floored(u->tls))
-			te_warn("upstream", "the clock is behind the build date: certificates checked "
-				"at the build date instead");
+			te_warn("upstream", "the clock is behind the build date or the last good time: "
+				"certificates checked at that time instead");
 		u->state = TE_UPS_MQTT;
 		if (send_connect(u) < 0) {
 			up_fail(u, "cannot encode CONNECT");
@@ -865,6 +869,45 @@ static void on_resolved(struct te_loop *l, struct te_event *ev, uint64_t count)
 	te_timer_set(l, &u->timer, CONNECT_TIMEOUT_MS);
 }
 
+/* --- the clock floor ---
+ * A device without an RTC boots in 1970. Certificates are then checked at
+ * the floor instead of the clock, and no SAS token is minted: the floor is
+ * the newest of the build time and the last time a verified connection saw
+ * a sane clock (<state dir>/last-good-time, written at most hourly to
+ * spare the flash). */
+#define GOOD_TIME_EVERY_SECS 3600
+
+static int64_t good_time_read(const char *path)
+{
+	char *buf = NULL;
+	size_t len;
+	long long v = 0;
+
+	if (te_read_file(path, 32, &buf, &len) == 0)
+		v = strtoll(buf, NULL, 10);
+	free(buf);
+	return v > 0 ? (int64_t)v : 0;
+}
+
+static void good_time_write(struct te_upstream *u)
+{
+	uint64_t now = wall_secs();
+	char tmp[sizeof(u->good_time_path) + 8], text[32];
+	int fd, n;
+
+	if (!u->good_time_path[0] || now < (uint64_t)u->floor ||
+	    now < u->good_time_written + GOOD_TIME_EVERY_SECS)
+		return;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", u->good_time_path);
+	n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)now);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (write(fd, text, (size_t)n) == n && fsync(fd) == 0 && rename(tmp, u->good_time_path) == 0)
+		u->good_time_written = now;
+	close(fd);
+}
+
 /* Fresh credentials for each connection (a SAS token is minted now). */
 static int credentials(struct te_upstream *u)
 {
@@ -872,9 +915,10 @@ static int credentials(struct te_upstream *u)
 
 	if (u->cfg->protocol != TE_UP_AZURE || u->sas_expiry == UINT64_MAX)
 		return 0;
-	if (now < (uint64_t)TE_BUILD_EPOCH) {
+	if (now < (uint64_t)u->floor) {
 		snprintf(u->last_error, sizeof(u->last_error),
-			 "the clock is before the build date: no SAS token is minted until it is set");
+			 "the clock is behind the build date or the last good time: no SAS token is "
+			 "minted until it is set");
 		return -EAGAIN;
 	}
 	u->sas_expiry = now + SAS_TTL_SECS;
@@ -978,6 +1022,10 @@ int te_upstream_init(struct te_upstream *u, struct te_loop *loop,
 	snprintf(u->client_id, sizeof(u->client_id), "%s", c->client_id[0] ? c->client_id : cfg->device_id);
 	snprintf(u->username, sizeof(u->username), "%s", c->username);
 	u->sas_expiry = UINT64_MAX;
+	snprintf(u->good_time_path, sizeof(u->good_time_path), "%s/last-good-time", cfg->state_dir);
+	u->floor = good_time_read(u->good_time_path);
+	if (u->floor < (int64_t)TE_BUILD_EPOCH)
+		u->floor = TE_BUILD_EPOCH;
 	if (c->password[0] && !(u->password = strdup(c->password)))
 		return -ENOMEM;
 	if (c->protocol == TE_UP_AZURE && (r = azure_setup(u, err, errlen)) < 0)
@@ -995,7 +1043,7 @@ int te_upstream_init(struct te_upstream *u, struct te_loop *loop,
 			.cert_file = c->cert_file[0] ? c->cert_file : NULL,
 			.key_file = c->key_file[0] ? c->key_file : NULL,
 			.server_name = u->host,
-			.time_floor = TE_BUILD_EPOCH,
+			.time_floor = u->floor,
 		};
 
 		r = te_tls_new(&u->tls, &tc, err, errlen);

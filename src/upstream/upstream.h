@@ -17,6 +17,7 @@
 #ifndef TE_UPSTREAM_H
 #define TE_UPSTREAM_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -61,6 +62,9 @@ struct te_upstream {
 	char module_id[TE_HOST_MAX];
 	char *password;            /* SAS token or the configured password */
 	uint64_t sas_expiry;       /* seconds since the epoch; 0 = no SAS */
+	int64_t floor;             /* clock floor: build time or last good time */
+	char good_time_path[PATH_MAX];
+	uint64_t good_time_written;
 	/* Connection. */
 	struct te_io io;
 	struct te_timer timer;     /* connect timeout, backoff, keepalive */

@@ -434,3 +434,24 @@ def test_module_identities_are_checked(tmp_path):
         "moduleIdentities": {"echo": f"HostName=h.example;DeviceId=dev1;ModuleId=other;SharedAccessKey={KEY}"}}})
     r = run("check", "-c", str(cfg), "--state-dir", str(tmp_path / "state"))
     assert r.returncode == 2 and "moduleIdentities.echo: the connection string's ModuleId is \"other\"" in r.stderr, r.stderr
+
+
+def test_the_last_good_time_is_a_floor_for_certificate_checks(tmp_path, daemons, pki):
+    broker = Broker(tmp_path, pki).start()
+    try:
+        # A first connection records the time it saw as good.
+        rt = start(tmp_path, daemons, counter_up(1), mqtt_config(broker, pki))
+        assert rt.daemon.wait_for("upstream: online"), rt.daemon.text()
+        good = int((rt.state / "last-good-time").read_text())
+        assert abs(good - time.time()) < 60
+        rt.daemon.stop()
+        # A clock that "went back" 20 years behind what was seen: the floor
+        # (here put 20 years ahead) is what certificates are checked at,
+        # so the test server's certificate is refused as expired.
+        (rt.state / "last-good-time").write_text(str(int(time.time()) + 20 * 365 * 86400))
+        rt.daemon = daemons(tmp_path, "-c", str(rt.config), "-m", str(rt.deployment),
+                            "--state-dir", str(rt.state))
+        assert rt.daemon.wait_for("expired", count=1, timeout=20), rt.daemon.text()
+        assert "upstream: online" not in rt.daemon.text()
+    finally:
+        broker.stop()
