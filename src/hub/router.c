@@ -14,10 +14,6 @@
 #include "stdio_line.h"
 #include "wire.h"
 
-/* Larger than any valid record (a message at every wire.h limit is about
- * 810 KiB); a longer record is a corrupt ring. */
-#define RECORD_CAP (1u << 20)
-
 /* --- routes --- */
 
 static int compile_one(const struct te_manifest *m, const struct te_route_spec *rs,
@@ -254,7 +250,7 @@ static int deliver(struct te_router *rt, struct te_port *src, struct te_port *p,
 		return NO_MODULE;
 	out.sys[TE_SYS_OUTPUT_NAME] = (struct te_str){ NULL, 0 };
 	out.sys[TE_SYS_INPUT_NAME] = (struct te_str){ input, (uint32_t)strlen(input) };
-	if (te_msg_encode(&out, rt->tx, RECORD_CAP, &len) < 0)
+	if (te_msg_encode(&out, rt->tx, TE_RECORD_CAP, &len) < 0)
 		return BAD;
 	/* In order: nothing may overtake what is already queued. */
 	if (p->stdio && p->running && !queued(p) && !p->olen && stdio_put(p, &out) == 0) {
@@ -627,7 +623,7 @@ static void port_drain(struct te_port *p)
 		return;
 	}
 	while (p->open && !p->blocked_on && !p->held) {
-		k = te_ring_read_copy(r, rt->rx, RECORD_CAP, &len);
+		k = te_ring_read_copy(r, rt->rx, TE_RECORD_CAP, &len);
 		if (k == 1 && route_record(rt, p, len) == 0) {
 			if (p->blocked_on || p->held)
 				return; /* read on when the target drained / the store took it */
@@ -709,7 +705,7 @@ static int port_send_ctl(struct te_port *p, const struct te_ctlrec *c, bool firs
 	struct te_router *rt = p->rt;
 	size_t len;
 	void *slot;
-	int r = te_ctlrec_encode(c, rt->tx, RECORD_CAP, &len);
+	int r = te_ctlrec_encode(c, rt->tx, TE_RECORD_CAP, &len);
 
 	if (r < 0)
 		return r;
@@ -1068,8 +1064,8 @@ int te_router_init(struct te_router *rt, struct te_loop *loop)
 {
 	memset(rt, 0, sizeof(*rt));
 	rt->loop = loop;
-	rt->rx = malloc(RECORD_CAP);
-	rt->tx = malloc(RECORD_CAP);
+	rt->rx = malloc(TE_RECORD_CAP);
+	rt->tx = malloc(TE_RECORD_CAP);
 	if (!rt->rx || !rt->tx) {
 		te_router_free(rt);
 		return -ENOMEM;

@@ -32,6 +32,9 @@
 #include "store/store.h"
 #include "twin.h"
 
+/* rt->rx and rt->tx: larger than any valid record (a message at every
+ * wire.h limit is about 810 KiB); a longer record is a corrupt ring. */
+#define TE_RECORD_CAP (1u << 20)
 #define TE_ROUTER_BATCH 1024          /* records drained per port per turn */
 #define TE_SPILL_BYTES (4u << 20)     /* in-memory spill per target module */
 

@@ -23,7 +23,6 @@
 #include "wire.h"
 
 #define STORE_TICK_MS 5000  /* expiry, reader check, clock record */
-#define RECORD_CAP (1u << 20)
 
 static int64_t ttl_of(const struct te_router *rt, int64_t ttl_secs)
 {
@@ -189,7 +188,7 @@ bool te_upstream_put(struct te_router *rt, struct te_port *src, unsigned prio,
 	size_t len;
 	int r;
 
-	if (!rt->store || te_msg_encode(m, rt->tx, RECORD_CAP, &len) < 0) {
+	if (!rt->store || te_msg_encode(m, rt->tx, TE_RECORD_CAP, &len) < 0) {
 		rt->upstream_dropped++;
 		return false;
 	}
@@ -278,7 +277,7 @@ int te_port_store_peek(struct te_router *rt, struct te_port *p, uint32_t *len)
 	p->peek_head = p->head_left > 0;
 	c = p->peek_head ? &p->cur_head : &p->cur;
 	p->cur_prev = *c;
-	r = te_store_next(rt->store, c, &it, rt->rx, RECORD_CAP);
+	r = te_store_next(rt->store, c, &it, rt->rx, TE_RECORD_CAP);
 	if (r == -ENOENT && p->peek_head) {
 		/* Expired or evicted: the head is done. */
 		p->stored -= p->stored < p->head_left ? p->stored : p->head_left;
@@ -530,7 +529,7 @@ int te_queue_peek_next(struct te_router *rt, struct te_store_cursor *c, char **j
 	struct te_store_item it;
 	struct te_msg m;
 	size_t cap;
-	int r = te_store_next(rt->store, c, &it, rt->rx, RECORD_CAP);
+	int r = te_store_next(rt->store, c, &it, rt->rx, TE_RECORD_CAP);
 
 	*json = NULL;
 	if (r < 0)

@@ -524,7 +524,7 @@ static void fill_window(struct te_upstream *u)
 	while (u->state == TE_UPS_ONLINE && u->ninflight < window && u->rt->store) {
 		struct te_store_cursor prev = u->cur;
 
-		r = te_store_next(u->rt->store, &u->cur, &it, u->rt->rx, BUF_BYTES);
+		r = te_store_next(u->rt->store, &u->cur, &it, u->rt->rx, TE_RECORD_CAP);
 		if (r == -ENOENT)
 			break;
 		if (r == -TE_ENOSPACE || (r == 0 && it.len > MSG_LIMIT + 64 * 1024)) {

@@ -51,22 +51,22 @@ static void check_view(const struct te_msg *m, const uint8_t *data, size_t n)
 	}
 }
 
-static bool str_same(struct te_str a, struct te_str b)
+bool te_fuzz_str_same(struct te_str a, struct te_str b)
 {
 	return a.n == b.n && (!a.n || memcmp(a.p, b.p, a.n) == 0) && !a.p == !b.p;
 }
 
-static bool msg_same(const struct te_msg *a, const struct te_msg *b)
+bool te_fuzz_msg_same(const struct te_msg *a, const struct te_msg *b)
 {
 	if (a->origin != b->origin || a->nprops != b->nprops || a->bodylen != b->bodylen ||
 	    (a->bodylen && memcmp(a->body, b->body, a->bodylen)))
 		return false;
 	for (int i = 0; i < TE_SYS_N; i++)
-		if (!str_same(a->sys[i], b->sys[i]))
+		if (!te_fuzz_str_same(a->sys[i], b->sys[i]))
 			return false;
 	for (uint32_t i = 0; i < a->nprops; i++)
-		if (!str_same(a->props[i].key, b->props[i].key) ||
-		    !str_same(a->props[i].val, b->props[i].val))
+		if (!te_fuzz_str_same(a->props[i].key, b->props[i].key) ||
+		    !te_fuzz_str_same(a->props[i].val, b->props[i].val))
 			return false;
 	return true;
 }
@@ -86,7 +86,7 @@ void te_fuzz_record(const uint8_t *data, size_t n)
 		abort();
 	if (te_msg_encode(&m, enc, n, &len) != 0 || len != n || memcmp(enc, data, n))
 		abort();  /* not canonical */
-	if (te_msg_decode(enc, n, &m2, props2, TE_MSG_PROPS_MAX) != 0 || !msg_same(&m, &m2))
+	if (te_msg_decode(enc, n, &m2, props2, TE_MSG_PROPS_MAX) != 0 || !te_fuzz_msg_same(&m, &m2))
 		abort();
 	free(enc);
 }
@@ -94,7 +94,7 @@ void te_fuzz_record(const uint8_t *data, size_t n)
 static bool ctl_same(const struct te_ctlrec *a, const struct te_ctlrec *b)
 {
 	return a->kind == b->kind && a->id == b->id && a->status == b->status &&
-	       str_same(a->name, b->name) && a->bodylen == b->bodylen &&
+	       te_fuzz_str_same(a->name, b->name) && a->bodylen == b->bodylen &&
 	       (!a->bodylen || memcmp(a->body, b->body, a->bodylen) == 0);
 }
 

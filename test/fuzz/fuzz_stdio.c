@@ -59,26 +59,6 @@ static void check_view(const struct te_msg *m, const struct te_stdio_scratch *sc
 	str_ok((struct te_str){ m->body, m->bodylen }, sc, true);
 }
 
-static bool str_same(struct te_str a, struct te_str b)
-{
-	return !a.p == !b.p && a.n == b.n && (!a.n || !memcmp(a.p, b.p, a.n));
-}
-
-static bool msg_same(const struct te_msg *a, const struct te_msg *b)
-{
-	if (a->nprops != b->nprops || a->bodylen != b->bodylen ||
-	    (a->bodylen && memcmp(a->body, b->body, a->bodylen)))
-		return false;
-	for (int i = 0; i < TE_SYS_N; i++)
-		if (!str_same(a->sys[i], b->sys[i]))
-			return false;
-	for (uint32_t i = 0; i < a->nprops; i++)
-		if (!str_same(a->props[i].key, b->props[i].key) ||
-		    !str_same(a->props[i].val, b->props[i].val))
-			return false;
-	return true;
-}
-
 /* Encode m (as delivered to input "its output name") into a buffer of
  * exactly its bound, so that ASan sees any write past it. */
 static char *encode(struct te_msg *m, size_t *len)
@@ -124,7 +104,7 @@ void te_fuzz_stdio(const uint8_t *data, size_t n)
 		if (te_stdio_line_decode(back, len, &sc2, &m2, err, sizeof(err)))
 			abort(); /* an encoded line does not decode */
 		check_view(&m2, &sc2);
-		if (!msg_same(&m, &m2))
+		if (!te_fuzz_msg_same(&m, &m2))
 			abort();
 		again = encode(&m2, &len2);
 		if (len2 != len || memcmp(again, line, len))
