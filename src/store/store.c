@@ -131,7 +131,7 @@ static int env_open(struct te_store *s, char *err, size_t errlen)
 
 	if ((mrc = mdb_env_create(&s->env)))
 		return env_fail(s, err, errlen, "create", mrc);
-	mdb_env_set_maxdbs(s->env, 4);
+	mdb_env_set_maxdbs(s->env, 4);  /* q, x, m, k */
 	mdb_env_set_mapsize(s->env, s->max_bytes);
 	/* No MDB_WRITEMAP (a full disk would be SIGBUS, not an error), no
 	 * NOSYNC: every commit is durable. NOTLS: reader slots belong to our
@@ -180,8 +180,8 @@ static int meta_version(struct te_store *s, MDB_txn *txn, char *err, size_t errl
 	int rc = meta_get(s, txn, "#v", &v, sizeof(v));
 
 	if (rc == -ENOENT) {
-		mdb_stat(txn, 1 /* main: q, x, m and nothing else */, &st);
-		if (st.ms_entries != 3)
+		mdb_stat(txn, 1 /* main: q, x, m, k and nothing else */, &st);
+		if (st.ms_entries != 4)
 			return fail(err, errlen, -TE_EMALFORMED,
 				    "store %s: an LMDB file, but not a tinyedge store", s->file);
 		mdb_stat(txn, s->q, &st);
@@ -310,7 +310,8 @@ static int meta_load(struct te_store *s, char *err, size_t errlen)
 		return env_fail(s, err, errlen, "begin", mrc);
 	if ((mrc = mdb_dbi_open(txn, "q", MDB_CREATE, &s->q)) ||
 	    (mrc = mdb_dbi_open(txn, "x", MDB_CREATE, &s->x)) ||
-	    (mrc = mdb_dbi_open(txn, "m", MDB_CREATE, &s->m))) {
+	    (mrc = mdb_dbi_open(txn, "m", MDB_CREATE, &s->m)) ||
+	    (mrc = mdb_dbi_open(txn, "k", MDB_CREATE, &s->k))) {
 		mdb_txn_abort(txn);
 		return env_fail(s, err, errlen, "open sub-databases", mrc);
 	}

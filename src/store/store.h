@@ -23,6 +23,16 @@
  * evicted. Sequences are global to the store, start at 1 and are never
  * reused, also across reopens.
  *
+ * Key-value entries. Besides the queues the store keeps a small map of
+ * named values (te_store_kv_*: module twins, "twin/NAME"), in a
+ * sub-database of its own. Puts and deletes are queued like message puts
+ * and committed durably with the next group commit (no disk I/O on the
+ * caller's thread); a get sees every put and delete made before it, also
+ * those not committed yet (read-your-writes). Entries are never expired
+ * nor evicted and are not messages (no endpoint, no counters); their
+ * pages count towards the quota, and a put above the high-water mark
+ * evicts messages as a message put would.
+ *
  * Errors are 0 or negative: -errno, or -TE_E* (core/err.h). A corrupt,
  * locked or unwritable store fails te_store_open with a message naming the
  * file; the caller keeps running without a store. */
@@ -37,6 +47,8 @@
 #define TE_STORE_NAME_MAX 127          /* endpoint name bytes */
 #define TE_STORE_TTL_DEFAULT INT64_MIN /* te_store_put: the store's default TTL */
 #define TE_STORE_ERR_MAX 256           /* te_store_open's err: enough for any message */
+#define TE_STORE_KEY_MAX 255           /* key-value entries: key bytes */
+#define TE_STORE_VAL_MAX (256u * 1024) /* key-value entries: value bytes */
 
 struct te_store;
 
@@ -126,6 +138,7 @@ struct te_store_stats {
 	uint64_t bytes_written;         /* record bytes committed (flash budget) */
 	uint64_t stale_readers;         /* cleared by reader checks */
 	uint64_t rec_max;               /* largest record te_store_put takes */
+	uint64_t kv_failed;             /* key-value ops lost: two commits failed */
 	int last_err;                   /* last commit error; 0 if none yet */
 	char last_error[TE_STORE_ERR_MAX]; /* its text, "" if none */
 };
@@ -212,6 +225,28 @@ int te_store_sync(struct te_store *s);
  * @param stale  reader slots cleared (may be NULL)
  * @return 0 or -errno */
 int te_store_maintain(struct te_store *s, int *stale);
+
+/* Set key (a C string of 1..TE_STORE_KEY_MAX bytes) to val[0..n)
+ * (n <= TE_STORE_VAL_MAX; 0 is a valid length). Copies val; no disk I/O:
+ * committed with the next group commit. A commit that fails is retried
+ * once with the next one; if that fails too the op is lost and counted
+ * (kv_failed in te_store_stats), and gets see the committed value again.
+ * @return 0; -EINVAL (bad key, NULL val with n > 0); -TE_ELIMIT (n over
+ *         TE_STORE_VAL_MAX or the pending buffer); -EAGAIN (the pending
+ *         buffer is full: retry after te_store_fd() is readable); -EIO
+ *         when the store failed for good */
+int te_store_kv_put(struct te_store *s, const char *key, const void *val, size_t n);
+
+/* Delete key (queued as te_store_kv_put; deleting a missing key is not an
+ * error). @return as te_store_kv_put */
+int te_store_kv_del(struct te_store *s, const char *key);
+
+/* The value of key as of every put and delete made so far, committed or
+ * not: a malloc'd copy in *val (the caller frees it; never NULL on
+ * success, also for an empty value) of *n bytes.
+ * @return 0; -ENOENT (no such key, or deleted); -EINVAL (bad key);
+ *         -ENOMEM; other -errno from LMDB */
+int te_store_kv_get(struct te_store *s, const char *key, void **val, size_t *n);
 
 /* Totals. @return 0 or -errno */
 int te_store_stats(struct te_store *s, struct te_store_stats *st);

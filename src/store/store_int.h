@@ -26,7 +26,8 @@
 /* Keys are big-endian so that LMDB's byte order is numeric order.
  *   q (queues):  ep u32 | prio u8 | seq u64        -> st_rec + record
  *   x (expiry):  exp_ms u64 | seq u64              -> ep u32 | prio u8
- *   m (meta):    "#v" "#seq" "#clock", 'E'+name -> id, 'C'+id+prio -> st_qc */
+ *   m (meta):    "#v" "#seq" "#clock", 'E'+name -> id, 'C'+id+prio -> st_qc
+ *   k (kv):      the caller's key bytes            -> the caller's value */
 #define QKEY_LEN 13
 #define XKEY_LEN 16
 #define XVAL_LEN 5
@@ -65,7 +66,11 @@ struct st_ep {
 /* Pending operations, appended by the caller, applied by the writer in
  * order. 8-byte aligned; a put's value (st_rec + record) is contiguous, so
  * the writer hands it to LMDB without another copy. */
-enum { OP_PUT = 1, OP_ACK, OP_PURGE };
+enum { OP_PUT = 1, OP_ACK, OP_PURGE, OP_KV_PUT, OP_KV_DEL };
+
+/* st_op.pad flags, set by the writer under s->mu. */
+#define OPF_RETRY 1        /* an ack, purge or kv op that failed once */
+#define OPF_DONE 2         /* failed for good, already reported */
 
 struct st_op {
 	uint8_t type;
@@ -81,6 +86,15 @@ struct st_put {
 	uint32_t pad;
 	struct st_rec h;
 	/* record bytes, then padding to 8 */
+};
+
+/* A key-value op (OP_KV_PUT, OP_KV_DEL; op.ep and op.seq are 0): klen
+ * key bytes, then vlen value bytes (none for a delete), padded to 8. */
+struct st_kv {
+	struct st_op op;
+	uint32_t klen;
+	uint32_t vlen;
+	/* key bytes, value bytes, then padding to 8 */
 };
 
 struct st_buf {
@@ -106,7 +120,7 @@ struct te_store {
 	unsigned epcap;
 	int dirfd;                   /* holds the flock */
 	MDB_env *env;
-	MDB_dbi q, x, m;
+	MDB_dbi q, x, m, k;
 
 	/* caller */
 	MDB_txn *rtxn;               /* reset between calls (no allocation) */
@@ -129,7 +143,7 @@ struct te_store {
 	struct st_ep *eps;
 	unsigned nep;
 	uint64_t committed_seq;      /* also read with __atomic_load */
-	uint64_t commits, commit_errors, map_full, bytes_written, ack_failed;
+	uint64_t commits, commit_errors, map_full, bytes_written, ack_failed, kv_failed;
 	uint64_t used_pages, stale_readers;
 	int last_err;
 	char last_error[TE_STORE_ERR_MAX];
@@ -146,6 +160,15 @@ struct te_store {
 /* store.c */
 int st_err(int mdb_rc);
 void st_wake_loop(struct te_store *s);
+
+/* store_queue.c, under s->mu: room for need bytes of ops in the fill
+ * buffer (NULL with *rc set), and whether the writer sleeps (signal
+ * s->work after unlocking). */
+struct st_op *st_reserve(struct te_store *s, uint32_t need, int *rc);
+bool st_wants_wake(struct te_store *s);
+
+/* store_read.c: renew the read transaction (and its cursor). */
+int st_rd_begin(struct te_store *s);
 
 /* store_clock.c */
 void st_sys_clock(void *ctx, uint64_t *wall_ms, uint64_t *boot_ms);
@@ -210,9 +233,14 @@ static inline void st_ckey(uint8_t k[CKEY_LEN], uint32_t ep, unsigned prio)
 
 static inline uint32_t st_op_size(const struct st_op *op)
 {
-	if (op->type != OP_PUT)
-		return sizeof(*op);
-	return (uint32_t)((sizeof(struct st_put) + ((const struct st_put *)op)->len + 7) & ~(size_t)7);
+	const struct st_kv *kv = (const struct st_kv *)op;
+
+	if (op->type == OP_PUT)
+		return (uint32_t)((sizeof(struct st_put) + ((const struct st_put *)op)->len + 7) &
+				  ~(size_t)7);
+	if (op->type == OP_KV_PUT || op->type == OP_KV_DEL)
+		return (uint32_t)((sizeof(*kv) + (size_t)kv->klen + kv->vlen + 7) & ~(size_t)7);
+	return sizeof(*op);
 }
 
 #endif

@@ -36,17 +36,13 @@ out:
 	return rc;
 }
 
-/* Room for need bytes in the fill buffer, under s->mu: the op's address,
- * or NULL with *rc set. */
-static struct st_op *reserve(struct te_store *s, uint32_t ep, uint32_t need, int *rc)
+struct st_op *st_reserve(struct te_store *s, uint32_t need, int *rc)
 {
 	struct st_buf *b = s->fill;
 	struct st_op *op;
 
 	if (s->broken)
 		*rc = -EIO;
-	else if (ep < 1 || ep > s->nep)
-		*rc = -EINVAL;
 	else if (s->bufcap - b->used < need)
 		*rc = -EAGAIN;
 	else
@@ -60,8 +56,17 @@ static struct st_op *reserve(struct te_store *s, uint32_t ep, uint32_t need, int
 	return op;
 }
 
-/* Wake the writer if it sleeps; called with s->mu held, signals after. */
-static bool wants_wake(struct te_store *s)
+/* st_reserve for an op on endpoint ep (which must exist). */
+static struct st_op *reserve(struct te_store *s, uint32_t ep, uint32_t need, int *rc)
+{
+	if (!s->broken && (ep < 1 || ep > s->nep)) {
+		*rc = -EINVAL;
+		return NULL;
+	}
+	return st_reserve(s, need, rc);
+}
+
+bool st_wants_wake(struct te_store *s)
 {
 	bool idle = s->idle;
 
@@ -97,7 +102,7 @@ int te_store_put(struct te_store *s, uint32_t ep, unsigned prio, int64_t ttl_s,
 		memcpy(p + 1, rec, len);
 		if (seq)
 			*seq = p->op.seq;
-		wake = wants_wake(s);
+		wake = st_wants_wake(s);
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (wake)
@@ -117,7 +122,7 @@ static int append_op(struct te_store *s, uint8_t type, uint32_t ep, unsigned pri
 	op = reserve(s, ep, sizeof(*op), &rc);
 	if (op) {
 		*op = (struct st_op){ .type = type, .prio = (uint8_t)prio, .ep = ep, .seq = seq };
-		wake = wants_wake(s);
+		wake = st_wants_wake(s);
 	}
 	pthread_mutex_unlock(&s->mu);
 	if (wake)

@@ -8,7 +8,7 @@
 #include "core/err.h"
 #include "store_int.h"
 
-static int rd_begin(struct te_store *s)
+int st_rd_begin(struct te_store *s)
 {
 	int mrc = mdb_txn_renew(s->rtxn);
 
@@ -77,7 +77,7 @@ int te_store_next(struct te_store *s, struct te_store_cursor *c, struct te_store
 
 	if (!buf && cap)
 		return -EINVAL;
-	if ((rc = rd_begin(s)))
+	if ((rc = st_rd_begin(s)))
 		return rc;
 	rc = -ENOENT;
 	for (unsigned p = 0; p < TE_STORE_PRIOS && rc == -ENOENT; p++)
@@ -113,6 +113,7 @@ int te_store_stats(struct te_store *s, struct te_store_stats *st)
 	st->map_full = s->map_full;
 	st->bytes_written = s->bytes_written;
 	st->stale_readers = s->stale_readers;
+	st->kv_failed = s->kv_failed;
 	st->last_err = s->last_err;
 	memcpy(st->last_error, s->last_error, sizeof(st->last_error));
 	pthread_mutex_unlock(&s->mu);
@@ -132,7 +133,7 @@ static uint64_t oldest_age(struct te_store *s, uint32_t ep, unsigned p, uint64_t
 	struct st_rec h;
 	uint64_t age = 0;
 
-	if (rd_begin(s))
+	if (st_rd_begin(s))
 		return 0;
 	st_qkey(k, ep, p, 0);
 	if (mdb_cursor_get(s->rcur, &key, &val, MDB_SET_RANGE) == 0 && key.mv_size == QKEY_LEN &&

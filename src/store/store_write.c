@@ -29,8 +29,6 @@
 #include "core/log.h"
 #include "store_int.h"
 
-#define OPF_RETRY 1        /* op->pad: an ack or purge that failed once */
-#define OPF_DONE 2         /* op->pad: failed for good, already reported */
 #define ROOM_REFUSED 1     /* nothing ranks below the incoming record */
 #define NODE_HDR 8         /* LMDB node header */
 #define XCOST (2 * (NODE_HDR + XKEY_LEN + XVAL_LEN + 2))
@@ -76,7 +74,7 @@ static uint64_t del_cost(const struct te_store *s, uint64_t vsize)
 
 static uint64_t live_pages(const struct te_store *s, MDB_txn *txn)
 {
-	MDB_dbi dbi[] = { 0 /* free list */, 1 /* main */, s->q, s->x, s->m };
+	MDB_dbi dbi[] = { 0 /* free list */, 1 /* main */, s->q, s->x, s->m, s->k };
 	uint64_t n = 2; /* the meta pages */
 	MDB_stat st;
 
@@ -349,6 +347,37 @@ static int wtx_ack(struct te_store *s, struct wtx *t, const struct st_op *op)
 	return rc == -ENOENT ? 0 : rc;
 }
 
+/* A key-value put or delete. KV entries are never evicted; a put above
+ * the high-water mark first evicts messages like any put (of any priority:
+ * state outranks a queue), and when none are left it is written anyway —
+ * the margin between the high-water mark and the map absorbs it. */
+static int wtx_kv(struct te_store *s, struct wtx *t, const struct st_kv *kv)
+{
+	const uint8_t *kp = (const uint8_t *)(kv + 1);
+	MDB_val key = { kv->klen, (void *)kp }, val = { kv->vlen, (void *)(kp + kv->klen) };
+	uint64_t cost;
+	int rc, mrc;
+
+	if (kv->op.type == OP_KV_DEL) {
+		mrc = mdb_del(t->txn, s->k, &key, NULL);
+		if (mrc && mrc != MDB_NOTFOUND)
+			return st_err(mrc);
+		t->budget -= (int64_t)del_cost(s, 64);
+		return 0;
+	}
+	cost = put_cost(s, (uint64_t)kv->klen + kv->vlen);
+	if (t->nops && (int64_t)cost > t->budget)
+		return -EAGAIN;
+	rc = make_room(s, t, cost, 0);
+	if (rc && rc != ROOM_REFUSED)
+		return rc;
+	if ((mrc = mdb_put(t->txn, s->k, &key, &val, 0)))
+		return st_err(mrc);
+	t->budget -= (int64_t)cost;
+	t->put_bytes += kv->vlen;
+	return 0;
+}
+
 /* A purge deletes while the budget lasts; -EAGAIN: more to do in the next
  * transaction (the op stays). */
 static int wtx_purge(struct te_store *s, struct wtx *t, const struct st_op *op)
@@ -378,8 +407,10 @@ static int wtx_apply(struct te_store *s, struct wtx *t, struct st_buf *b, uint32
 			rc = wtx_put(s, t, (struct st_put *)op);
 		else if (op->type == OP_ACK)
 			rc = wtx_ack(s, t, op);
-		else
+		else if (op->type == OP_PURGE)
 			rc = wtx_purge(s, t, op);
+		else
+			rc = wtx_kv(s, t, (const struct st_kv *)op);
 		if (rc == -EAGAIN)
 			return 0;
 		if (rc)
@@ -546,8 +577,8 @@ static void rollback_counters(struct te_store *s, struct wtx *t)
 	}
 }
 
-/* The failed transaction's puts are reported and counted; its acks and
- * purges get one more try in the next transaction. Ops are marked in
+/* The failed transaction's puts are reported and counted; its acks,
+ * purges and key-value ops get one more try in the next transaction. Ops are marked in
  * place (the buffer is the writer's until published). */
 static void fail_ops(struct te_store *s, struct wtx *t, struct st_buf *b, uint32_t from,
 		     uint32_t to, int err)
@@ -568,7 +599,10 @@ static void fail_ops(struct te_store *s, struct wtx *t, struct st_buf *b, uint32
 			seq_done(t, op->seq);
 			op->pad |= OPF_DONE;
 		} else if (op->pad & OPF_RETRY) {
-			s->ack_failed++;
+			if (op->type == OP_KV_PUT || op->type == OP_KV_DEL)
+				s->kv_failed++;
+			else
+				s->ack_failed++;
 			op->pad |= OPF_DONE;
 		} else {
 			op->pad |= OPF_RETRY;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -489,6 +490,234 @@ static void test_backpressure(void)
 	settle(s);
 	TAP_EQ_INT(te_store_put(s, a, 0, 0, big, sizeof(big), &seq2), 0, "room again after the writer caught up");
 	TAP_EQ_INT(seq2, seq + 1, "a refused put took no sequence");
+	te_store_close(s);
+}
+
+/* ---- key-value entries ------------------------------------------------------ */
+
+/* A clock that can hold the writer thread in place: while gate.closed, the
+ * writer's next clock read (wtx_begin, outside s->mu) waits, after it has
+ * taken the pending buffer. Only after the first commit: before it, the
+ * writer may read the clock under s->mu (the expiry head is unknown). */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t caller;
+	bool closed;
+	unsigned waiting;
+} gate = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void gated_now(void *ctx, uint64_t *wall, uint64_t *boot)
+{
+	pthread_mutex_lock(&gate.mu);
+	if (!pthread_equal(pthread_self(), gate.caller)) {
+		gate.waiting++;
+		pthread_cond_broadcast(&gate.cv);
+		while (gate.closed)
+			pthread_cond_wait(&gate.cv, &gate.mu);
+		gate.waiting--;
+	}
+	pthread_mutex_unlock(&gate.mu);
+	st_sys_clock(ctx, wall, boot);
+}
+
+/* Close the gate and wait until the writer is held in it. */
+static void gate_hold(struct te_store *s, const char *key)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.closed = true;
+	pthread_mutex_unlock(&gate.mu);
+	te_store_kv_put(s, key, "wake", 4);  /* the writer takes it, then waits */
+	pthread_mutex_lock(&gate.mu);
+	while (!gate.waiting)
+		pthread_cond_wait(&gate.cv, &gate.mu);
+	pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_open(void)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.closed = false;
+	pthread_cond_broadcast(&gate.cv);
+	pthread_mutex_unlock(&gate.mu);
+}
+
+/* get as a NUL-terminated string in out ("" on error); the error code. */
+static int kv_str(struct te_store *s, const char *key, char *out, size_t cap)
+{
+	void *v = NULL;
+	size_t n = 0;
+	int rc = te_store_kv_get(s, key, &v, &n);
+
+	out[0] = '\0';
+	if (!rc)
+		snprintf(out, cap, "%.*s", (int)n, (const char *)v);
+	free(v);
+	return rc;
+}
+
+static void test_kv_basic(void)
+{
+	static char longkey[TE_STORE_KEY_MAX + 2];
+	struct te_store_clock clk = { .now = gated_now };
+	struct te_store_opts o;
+	struct te_store *s;
+	char got[64];
+	void *v = (void *)1;
+	size_t n = 99;
+
+	gate.caller = pthread_self();
+	opts_for(&o, dir_of("kv"), 4 * MiB);
+	o.clock = &clk;
+	s = open_or_die(&o);
+	TAP_EQ_INT(te_store_kv_get(s, "twin/a", &v, &n), -ENOENT, "kv: a missing key");
+	TAP_OK(v == NULL && n == 0, "...leaves nothing to free");
+	TAP_EQ_INT(te_store_kv_put(s, "twin/a", "one", 3), 0, "kv: put");
+	TAP_EQ_INT(kv_str(s, "twin/a", got, sizeof(got)), 0, "...get");
+	TAP_EQ_STR(got, "one", "...its value");
+	TAP_EQ_INT(te_store_kv_put(s, "twin/a", "two!", 4), 0, "kv: overwrite");
+	TAP_EQ_INT(te_store_kv_put(s, "twin/b", "bee", 3), 0, "kv: another key");
+	TAP_EQ_INT(settle(s), 0, "committed");
+	kv_str(s, "twin/a", got, sizeof(got));
+	TAP_EQ_STR(got, "two!", "...the newer value won");
+	TAP_OK(stats(s).msgs == 0 && stats(s).bytes == 0, "kv entries are not messages");
+
+	/* Read-your-writes: with the writer held, nothing below commits. */
+	gate_hold(s, "twin/c");
+	TAP_EQ_INT(kv_str(s, "twin/c", got, sizeof(got)), 0, "uncommitted put (taken by the writer) seen");
+	TAP_EQ_STR(got, "wake", "...with its value");
+	te_store_kv_put(s, "twin/a", "three", 5);
+	kv_str(s, "twin/a", got, sizeof(got));
+	TAP_EQ_STR(got, "three", "an uncommitted overwrite is seen");
+	te_store_kv_del(s, "twin/b");
+	TAP_EQ_INT(kv_str(s, "twin/b", got, sizeof(got)), -ENOENT, "an uncommitted delete is seen");
+	te_store_kv_put(s, "twin/c", "", 0);
+	TAP_EQ_INT(te_store_kv_get(s, "twin/c", &v, &n), 0, "an empty value");
+	TAP_OK(v != NULL && n == 0, "...is 0 bytes, not NULL");
+	free(v);
+	TAP_EQ_INT(te_store_kv_del(s, "twin/never"), 0, "deleting a missing key is fine");
+	gate_open();
+	settle(s);
+	kv_str(s, "twin/a", got, sizeof(got));
+	TAP_EQ_STR(got, "three", "after the commit: the same");
+	TAP_EQ_INT(kv_str(s, "twin/b", got, sizeof(got)), -ENOENT, "...and the delete holds");
+
+	/* Errors. */
+	memset(longkey, 'k', TE_STORE_KEY_MAX);
+	TAP_EQ_INT(te_store_kv_put(s, longkey, "x", 1), 0, "a %u-byte key", TE_STORE_KEY_MAX);
+	longkey[TE_STORE_KEY_MAX] = 'k';
+	TAP_EQ_INT(te_store_kv_put(s, longkey, "x", 1), -EINVAL, "a longer key is refused");
+	TAP_EQ_INT(te_store_kv_get(s, longkey, &v, &n), -EINVAL, "...also by get");
+	TAP_EQ_INT(te_store_kv_put(s, "", "x", 1), -EINVAL, "an empty key is refused");
+	TAP_EQ_INT(te_store_kv_put(s, NULL, "x", 1), -EINVAL, "a NULL key is refused");
+	TAP_EQ_INT(te_store_kv_put(s, "k", NULL, 1), -EINVAL, "a NULL value of length 1 is refused");
+	TAP_EQ_INT(te_store_kv_put(s, "k", "x", TE_STORE_VAL_MAX + 1), -TE_ELIMIT,
+		   "a value over TE_STORE_VAL_MAX is refused");
+	te_store_close(s);
+
+	s = open_or_die(&o);
+	kv_str(s, "twin/a", got, sizeof(got));
+	TAP_EQ_STR(got, "three", "kv: survives close and reopen");
+	TAP_EQ_INT(kv_str(s, "twin/b", got, sizeof(got)), -ENOENT, "...the deleted key stays deleted");
+	TAP_EQ_INT(te_store_kv_get(s, "twin/c", &v, &n), 0, "...the empty value is there");
+	free(v);
+	te_store_close(s);
+}
+
+/* Big values; entries the quota never evicts; a small pending buffer. */
+static void test_kv_big(void)
+{
+	static uint8_t big[TE_STORE_VAL_MAX];
+	struct te_store_opts o;
+	struct te_store_stats st;
+	struct te_store *s;
+	struct drained d;
+	void *v = NULL;
+	size_t n = 0;
+	uint32_t ep;
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)(i * 7 + i / 251);
+	opts_for(&o, dir_of("kvbig"), 1 * MiB);
+	s = open_or_die(&o);
+	TAP_EQ_INT(te_store_kv_put(s, "big", big, sizeof(big)), 0, "kv: a %u KiB value",
+		   TE_STORE_VAL_MAX / KiB);
+	TAP_EQ_INT(te_store_kv_put(s, "twin", big, 66 * KiB), 0, "kv: a 66 KiB value");
+	settle(s);
+	te_store_endpoint(s, "a", &ep);
+	put_n(s, ep, 0, 0, 0, 3000, 1000);  /* 3x the quota, of priority 0 */
+	settle(s);
+	st = stats(s);
+	TAP_OK(st.evicted > 0 && st.commit_errors == 0 && st.map_full == 0,
+	       "3x the quota in messages: evicted %llu, no failed commit",
+	       (unsigned long long)st.evicted);
+	drain(s, ep, false, &d);
+	TAP_OK(d.total > 0 && d.total == st.msgs, "queue figures count the messages only (%u, %llu)",
+	       d.total, (unsigned long long)st.msgs);
+	TAP_EQ_INT(te_store_kv_put(s, "late", big, 16 * KiB), 0, "a kv put into a full store");
+	settle(s);
+	st = stats(s);
+	TAP_OK(st.commit_errors == 0 && st.kv_failed == 0 && stats(s).file_bytes <= 1 * MiB,
+	       "...commits (messages make room), the file within the quota");
+	te_store_close(s);
+	s = open_or_die(&o);
+	TAP_OK(te_store_kv_get(s, "big", &v, &n) == 0 && n == sizeof(big) && !memcmp(v, big, n),
+	       "the big value survives eviction and a reopen, intact");
+	free(v);
+	TAP_OK(te_store_kv_get(s, "twin", &v, &n) == 0 && n == 66 * KiB && !memcmp(v, big, n),
+	       "...and the 66 KiB one");
+	free(v);
+	TAP_OK(te_store_kv_get(s, "late", &v, &n) == 0 && n == 16 * KiB, "...and the late one");
+	free(v);
+	te_store_close(s);
+
+	opts_for(&o, dir_of("kvsmall"), 4 * MiB);
+	o.pending_bytes = 64 * KiB;
+	s = open_or_die(&o);
+	TAP_EQ_INT(te_store_kv_put(s, "x", big, 64 * KiB), -TE_ELIMIT,
+		   "a value larger than the pending buffer is refused");
+	TAP_EQ_INT(te_store_kv_put(s, "x", big, 40 * KiB), 0, "40 KiB fits");
+	TAP_EQ_INT(te_store_kv_put(s, "y", big, 40 * KiB), -EAGAIN,
+		   "a second one waits for the writer (EAGAIN)");
+	settle(s);
+	TAP_EQ_INT(te_store_kv_put(s, "y", big, 40 * KiB), 0, "...then fits");
+	te_store_close(s);
+}
+
+/* A store written before key-value entries existed (q, x, m) opens and
+ * gains them. */
+static void test_kv_old_store(void)
+{
+	const char *dir = dir_of("kvold");
+	struct te_store_opts o;
+	struct te_store *s;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi q, x, m;
+	MDB_val k = { 2, "#v" }, val;
+	uint32_t ver = 1;
+	char got[16];
+	int rc;
+
+	mkdir(dir, 0700);
+	rc = mdb_env_create(&env);
+	mdb_env_set_maxdbs(env, 4);
+	rc = rc ? rc : mdb_env_open(env, dir, 0, 0600);
+	rc = rc ? rc : mdb_txn_begin(env, NULL, 0, &txn);
+	rc = rc ? rc : mdb_dbi_open(txn, "q", MDB_CREATE, &q);
+	rc = rc ? rc : mdb_dbi_open(txn, "x", MDB_CREATE, &x);
+	rc = rc ? rc : mdb_dbi_open(txn, "m", MDB_CREATE, &m);
+	val = (MDB_val){ sizeof(ver), &ver };
+	rc = rc ? rc : mdb_put(txn, m, &k, &val, 0);
+	rc = rc ? rc : mdb_txn_commit(txn);
+	mdb_env_close(env);
+	TAP_EQ_INT(rc, 0, "a store of the first layout made");
+	opts_for(&o, dir, 0);
+	s = open_or_die(&o);
+	TAP_EQ_INT(te_store_kv_put(s, "k", "v", 1), 0, "it opens and takes kv entries");
+	te_store_close(s);
+	s = open_or_die(&o);
+	TAP_OK(kv_str(s, "k", got, sizeof(got)) == 0 && !strcmp(got, "v"), "...kept across a reopen");
 	te_store_close(s);
 }
 
@@ -1107,6 +1336,9 @@ int main(void)
 	test_order();
 	test_reopen();
 	test_backpressure();
+	test_kv_basic();
+	test_kv_big();
+	test_kv_old_store();
 	test_crash();
 	test_stale_reader();
 	test_ttl();
