@@ -93,6 +93,42 @@ static void test_twin_shapes(void)
 	MERGE("{\"\":1}", "{\"\":2}", "{\"\":2}");
 }
 
+/* The twin rules, one row each: what a desired or reported patch does. */
+static void test_twin_rules(void)
+{
+	static const struct {
+		const char *what, *doc, *patch, *want;
+	} rows[] = {
+		{ "nested objects merge", "{\"a\":{\"b\":{\"c\":1,\"d\":2}}}",
+		  "{\"a\":{\"b\":{\"c\":3}}}", "{\"a\":{\"b\":{\"c\":3,\"d\":2}}}" },
+		{ "null deletes, at any level", "{\"a\":1,\"b\":{\"c\":1,\"d\":2}}",
+		  "{\"a\":null,\"b\":{\"d\":null}}", "{\"b\":{\"c\":1}}" },
+		{ "null for a missing key: nothing", "{\"a\":1}", "{\"z\":null}", "{\"a\":1}" },
+		{ "an object replaced by a scalar", "{\"a\":{\"b\":1}}", "{\"a\":5}", "{\"a\":5}" },
+		{ "a scalar replaced by an object", "{\"a\":5}", "{\"a\":{\"b\":1}}",
+		  "{\"a\":{\"b\":1}}" },
+		{ "a scalar replaced by an object, nulls dropped", "{\"a\":5}",
+		  "{\"a\":{\"b\":1,\"c\":null}}", "{\"a\":{\"b\":1}}" },
+		{ "arrays are replaced whole", "{\"a\":[1,2,3]}", "{\"a\":[4]}", "{\"a\":[4]}" },
+		{ "an array replaced by an object", "{\"a\":[1]}", "{\"a\":{\"b\":2}}",
+		  "{\"a\":{\"b\":2}}" },
+		{ "an object replaced by an array", "{\"a\":{\"b\":2}}", "{\"a\":[]}",
+		  "{\"a\":[]}" },
+		{ "strings, numbers, booleans replace", "{\"s\":\"x\",\"n\":1,\"b\":true}",
+		  "{\"s\":2,\"n\":\"y\",\"b\":false}", "{\"s\":2,\"n\":\"y\",\"b\":false}" },
+		{ "members keep their order, new ones follow", "{\"b\":1,\"a\":2}",
+		  "{\"c\":3,\"a\":4}", "{\"b\":1,\"a\":4,\"c\":3}" },
+	};
+
+	for (unsigned i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int r = mp(rows[i].doc, rows[i].patch);
+
+		TAP_OK(r == 0 && strcmp(out, rows[i].want) == 0, "twin rule: %s", rows[i].what);
+		if (r || strcmp(out, rows[i].want))
+			printf("#   got %d \"%s\" (%s)\n", r, out, err);
+	}
+}
+
 /* n levels of objects: {"k":{"k":...{}...}}. */
 static const char *nested(unsigned n, const char *inner)
 {
@@ -238,6 +274,7 @@ int main(void)
 	test_rfc_appendix();
 	test_rfc_example();
 	test_twin_shapes();
+	test_twin_rules();
 	test_depth();
 	test_names();
 	test_errors();
