@@ -117,12 +117,18 @@ static const struct command commands[] = {
 	  "be opened, why. 'purge ENDPOINT' deletes an endpoint's messages; 'peek\n"
 	  "ENDPOINT' prints them in delivery order as JSON without removing them\n"
 	  "(--limit, default 100)." },
-	{ "twin", te_cmd_twin, "twin NAME",
+	{ "twin", te_cmd_twin, "twin NAME [--desired PATCH]",
 	  "Print a module's twin as the daemon holds it:\n"
 	  "{\"desired\": {..., \"$version\": N}, \"reported\": {..., \"$version\": M}}.\n"
-	  "Desired properties come from the deployment ({NAME}[\"properties.desired\"]);\n"
-	  "reported ones from the module (te_module_twin_report). Kept in memory\n"
-	  "until the store lands: a daemon restart starts from the deployment." },
+	  "Desired properties come from the deployment ({NAME}[\"properties.desired\"]),\n"
+	  "the cloud and --desired; reported ones from the module. Twins are kept\n"
+	  "in the store across restarts (docs/twins.md).\n"
+	  "\n"
+	  "  --desired PATCH   merge PATCH (a JSON object: objects merge, null\n"
+	  "                    deletes, anything else replaces) into the desired\n"
+	  "                    properties first; the running module gets it at\n"
+	  "                    once, as a new desired $version. Exit 2 for a patch\n"
+	  "                    that is not valid (the message says why)." },
 	{ "module", te_cmd_module, "module list|NAME",
 	  "Run a built-in module (sim-sensor, filter, echo, counter, sink) in the\n"
 	  "foreground, as a deployment's module does with image /usr/bin/tinyedge\n"

@@ -23,7 +23,7 @@ int te_cli_usage_error(const struct te_cli *cli, const char *fmt, ...)
 }
 
 enum { O_STATE = 256, O_LOG, O_MODULE, O_ROUTE, O_UPSTREAM, O_JSON, O_HELP,
-       O_TAIL, O_SINCE, O_TIMEOUT, O_LIMIT };
+       O_TAIL, O_SINCE, O_TIMEOUT, O_LIMIT, O_DESIRED };
 
 static const struct option cli_options[] = {
 	{ "config", required_argument, NULL, 'c' },
@@ -40,6 +40,7 @@ static const struct option cli_options[] = {
 	{ "since", required_argument, NULL, O_SINCE },
 	{ "timeout", required_argument, NULL, O_TIMEOUT },
 	{ "limit", required_argument, NULL, O_LIMIT },
+	{ "desired", required_argument, NULL, O_DESIRED },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -53,6 +54,7 @@ static unsigned option_set(int c)
 	case 'f': case O_TAIL: case O_SINCE: return TE_OPT_LOGS;
 	case O_TIMEOUT: return TE_OPT_CALL;
 	case O_LIMIT: return TE_OPT_QUEUE;
+	case O_DESIRED: return TE_OPT_TWIN;
 	default: return 0;
 	}
 }
@@ -83,6 +85,7 @@ static int cli_option(struct te_cli *cli, int c, const char *arg)
 	case O_SINCE: cli->since = arg; break;
 	case O_TIMEOUT: cli->timeout = arg; break;
 	case O_LIMIT: cli->limit = arg; break;
+	case O_DESIRED: cli->desired = arg; break;
 	case O_MODULE: return cli_push(cli, cli->modules, &cli->nmodules, "--module", arg);
 	case O_ROUTE: return cli_push(cli, cli->routes, &cli->nroutes, "--route", arg);
 	}

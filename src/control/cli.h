@@ -29,6 +29,7 @@ struct te_cli {
 	const char *since;         /* logs --since DURATION */
 	const char *timeout;       /* call --timeout SECS */
 	const char *limit;         /* queue peek --limit N */
+	const char *desired;       /* twin --desired PATCH */
 	int argc;                  /* positional arguments left */
 	char **argv;
 };
@@ -42,6 +43,7 @@ enum {
 	TE_OPT_LOGS = 1u << 4,     /* -f, --tail, --since */
 	TE_OPT_CALL = 1u << 5,     /* --timeout */
 	TE_OPT_QUEUE = 1u << 6,    /* --limit */
+	TE_OPT_TWIN = 1u << 7,     /* --desired */
 };
 
 /* Parse argv (argv[0] is the verb). Prints "tinyedge VERB: ..." and returns

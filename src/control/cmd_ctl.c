@@ -392,30 +392,54 @@ int te_cmd_queue(int argc, char **argv)
 
 /* --- twin --- */
 
+/* The request: {"cmd":"twin","module":NAME[,"desired":PATCH]} and a
+ * newline, malloc'd; NULL (reported) when out of memory or too long. */
+static char *twin_request(const struct te_cli *cli)
+{
+	size_t cap = 512 + (cli->desired ? 6 * strlen(cli->desired) : 0);
+	char *req = malloc(cap);
+	struct te_jw w;
+
+	if (!req) {
+		fprintf(stderr, "tinyedge %s: out of memory\n", cli->verb);
+		return NULL;
+	}
+	te_jw_init(&w, req, cap - 2);
+	te_jw_obj_open(&w);
+	te_jw_kstr(&w, "cmd", "twin");
+	te_jw_kstr(&w, "module", cli->argv[0]);
+	if (cli->desired)
+		te_jw_kstr(&w, "desired", cli->desired);
+	te_jw_obj_close(&w);
+	if (te_jw_finish(&w) < 0) {
+		te_cli_usage_error(cli, "module name too long");
+		free(req);
+		return NULL;
+	}
+	memcpy(req + w.len, "\n", 2);
+	return req;
+}
+
 int te_cmd_twin(int argc, char **argv)
 {
 	struct te_cli cli;
-	char req[512];
-	struct te_jw w;
 	size_t len;
-	char *buf;
+	char *buf, *req;
 	int rc;
 
-	if (te_cli_parse(&cli, argc, argv, 0) < 0)
+	if (te_cli_parse(&cli, argc, argv, TE_OPT_TWIN) < 0)
 		return TE_EXIT_USAGE;
 	if (cli.help)
 		return te_help(argv[0]);
 	if (cli.argc != 1)
 		return te_cli_usage_error(&cli, "expected one module NAME");
-	te_jw_init(&w, req, sizeof(req) - 2);
-	te_jw_obj_open(&w);
-	te_jw_kstr(&w, "cmd", "twin");
-	te_jw_kstr(&w, "module", cli.argv[0]);
-	te_jw_obj_close(&w);
-	if (te_jw_finish(&w) < 0)
-		return te_cli_usage_error(&cli, "module name too long");
-	memcpy(req + w.len, "\n", 2);
+	if (cli.desired && !cli.desired[0])
+		return te_cli_usage_error(&cli, "--desired needs a JSON object, e.g. '{\"a\":1}'");
+	req = twin_request(&cli);
+	if (!req)
+		return TE_EXIT_USAGE;
 	buf = te_ctl_call(&cli, req, &len);
+	free(req);
 	if (!buf)
 		return TE_EXIT_FAIL;
 	rc = te_ctl_answer_error(&cli, buf, len);

@@ -241,9 +241,10 @@ static const struct te_json_policy req_policy[] = {
 	{ "action", TE_JSON_STRING, 0 },
 	{ "endpoint", TE_JSON_STRING, 0 },
 	{ "limit", TE_JSON_NUMBER, 0 },
+	{ "desired", TE_JSON_STRING, 0 },
 };
 enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_INPUT, RQ_RECORD, RQ_METHOD,
-       RQ_PAYLOAD, RQ_TIMEOUT, RQ_ACTION, RQ_ENDPOINT, RQ_LIMIT, RQ_N };
+       RQ_PAYLOAD, RQ_TIMEOUT, RQ_ACTION, RQ_ENDPOINT, RQ_LIMIT, RQ_DESIRED, RQ_N };
 
 /* `tinyedge queue`: figures, purge ENDPOINT, peek ENDPOINT. */
 static void reply_queue(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb)
@@ -353,13 +354,35 @@ static void reply_call(struct te_ctl_client *c, struct te_json_doc *doc, const i
 
 static void client_respond(struct te_ctl_client *c);
 
-static void reply_twin(struct te_ctl_client *c, struct te_mod *md)
+/* `tinyedge twin NAME [--desired PATCH]`: apply a local desired patch
+ * first (the request carries it as a string), then answer the twin. */
+static void reply_twin(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb,
+		       struct te_mod *md)
 {
 	static char buf[TE_WIRE_TWIN_FULL_MAX + 2];
+	char err[300], msg[360];
 	size_t len;
+	unsigned st;
+	int r;
 
 	if (!md->port || !md->port->twin.desired)
 		return client_error(c, 1, "the module has no twin");
+	if (tb[RQ_DESIRED] >= 0) {
+		r = te_json_bytes(doc, (unsigned)tb[RQ_DESIRED], buf, TE_WIRE_TWIN_MAX + 1, &len);
+		if (r < 0 || len > TE_WIRE_TWIN_MAX) {
+			snprintf(msg, sizeof(msg), "the desired patch is over %u bytes",
+				 TE_WIRE_TWIN_MAX);
+			return client_error(c, 2, msg);
+		}
+		st = te_router_twin_desired(c->ctl->sv->router, md->name, buf, len, false, 0,
+					    false, err, sizeof(err));
+		if (st >= 400) {
+			snprintf(msg, sizeof(msg), "%s desired patch: %s",
+				 st == TE_WIRE_STATUS_TOO_LARGE ? "too large a" : "invalid", err);
+			return client_error(c, st == TE_WIRE_STATUS_BAD_REQUEST ||
+						       st == TE_WIRE_STATUS_TOO_LARGE ? 2 : 1, msg);
+		}
+	}
 	if (te_twin_full(&md->port->twin, buf, sizeof(buf) - 1, &len) < 0)
 		return client_error(c, 1, "twin too large");
 	buf[len++] = '\n';
@@ -514,7 +537,7 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "call"))
 		return reply_call(c, doc, tb, md);
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "twin"))
-		return reply_twin(c, md);
+		return reply_twin(c, doc, tb, md);
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "start"))
 		r = te_sv_start(sv, name);
 	else if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "stop"))

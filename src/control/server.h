@@ -7,6 +7,9 @@
  *   {"cmd":"logs","module":M,"tail":N,"sinceMs":T,"follow":B}
  *                                          -> formatted log lines
  *   {"cmd":"start"|"stop"|"restart","module":M} -> {"ok":true}
+ *   {"cmd":"twin","module":M[,"desired":PATCH]} -> the twin (PATCH: the
+ *                                          JSON text of a local desired
+ *                                          patch, applied first)
  * Errors: {"error":"message","code":2} (2 = invalid request or no such
  * module, 1 = runtime failure). */
 #ifndef TE_SERVER_H

@@ -676,6 +676,8 @@ static void on_flush(struct te_loop *l, struct te_hook *h)
 	struct te_router *rt = (struct te_router *)((char *)h - offsetof(struct te_router, flush));
 	static const uint64_t one = 1;
 
+	if (rt->twins_dirty)
+		te_router_twins_store(rt, false);
 	for (unsigned i = 0; i < rt->nports; i++) {
 		struct te_port *p = rt->ports[i];
 
@@ -792,6 +794,8 @@ static int port_ctl(struct te_port *p, uint32_t len)
 				ack.status, err);
 		else
 			emit_twin_change(p, "reported", p->twin.rver, c.body, c.bodylen);
+		if (ack.status == TE_WIRE_STATUS_OK)
+			te_port_twin_dirty(p);
 		if (ack.status == TE_WIRE_STATUS_OK && rt->on_reported)
 			rt->on_reported(rt, p, c.body, c.bodylen);
 		if (port_send_ctl(p, &ack, false) < 0)
@@ -812,16 +816,66 @@ static int port_ctl(struct te_port *p, uint32_t len)
 int te_port_set_desired(struct te_port *p, const char *json)
 {
 	size_t n = json ? strlen(json) : 0;
+	uint64_t mhash = p->twin.mhash;
 	int r;
 
 	if (!p->twin.desired)
-		return te_twin_init(&p->twin, json, n);
+		return te_port_twin_load(p, json, n);
 	r = te_twin_set_desired(&p->twin, json, n);
+	if (r >= 0 && p->twin.mhash != mhash)
+		te_port_twin_dirty(p);
 	if (r > 0)
 		emit_twin_change(p, "desired", p->twin.dver, p->twin.desired, p->twin.dlen);
 	if (r > 0 && p->open && !p->stdio)
 		port_send_twin(p, 0, false);
 	return r < 0 ? r : 0;
+}
+
+/* An applied desired change to the running module: the patch as a DESIRED
+ * record, or (rec NULL) its whole twin. A module that is not running gets
+ * its twin when it starts. */
+static void port_send_desired(struct te_port *p, const char *rec, size_t len)
+{
+	struct te_ctlrec c = { .kind = TE_WIRE_KIND_DESIRED, .body = rec,
+			       .bodylen = (uint32_t)len };
+	int r;
+
+	if (!p->open || p->stdio)
+		return;
+	if (!rec) {
+		port_send_twin(p, 0, false);
+		return;
+	}
+	r = port_send_ctl(p, &c, false);
+	if (r < 0)
+		te_warn("hub", "module %s: cannot send its desired patch: %s", p->name,
+			te_strerror(r));
+}
+
+unsigned te_router_twin_desired(struct te_router *rt, const char *module,
+				const char *json, size_t n, bool cloud,
+				int64_t version, bool full, char *err, size_t errlen)
+{
+	static char rec[TE_WIRE_TWIN_MAX + 1];
+	struct te_port *p = port_find(rt, module);
+	size_t len = 0;
+	unsigned st;
+
+	if (!p || !p->twin.desired) {
+		snprintf(err, errlen, "no module named '%s' with a twin", module);
+		return TE_WIRE_STATUS_NOT_FOUND;
+	}
+	st = te_twin_patch_desired(&p->twin, json, n, cloud, version, full, rec, sizeof(rec),
+				   &len, err, errlen);
+	if (st != TE_WIRE_STATUS_OK)
+		return st;
+	te_port_twin_dirty(p);
+	if (len)
+		emit_twin_change(p, "desired", p->twin.dver, rec, len);
+	else
+		emit_twin_change(p, "desired", p->twin.dver, p->twin.desired, p->twin.dlen);
+	port_send_desired(p, len ? rec : NULL, len);
+	return st;
 }
 
 int te_port_call(struct te_port *p, uint32_t id, const char *name, const void *payload,
@@ -1034,6 +1088,7 @@ void te_port_free(struct te_port *p)
 	struct te_router *rt = p->rt;
 
 	port_close(p);
+	te_port_twin_store(p, true);  /* the entry outlives the port */
 	free(p->spill.buf);
 	free(p->lbuf);
 	free(p->obuf);
@@ -1078,6 +1133,7 @@ int te_router_init(struct te_router *rt, struct te_loop *loop)
 
 void te_router_free(struct te_router *rt)
 {
+	te_router_twins_store(rt, true);
 	te_router_detach_store(rt);
 	while (rt->nports)
 		te_port_free(rt->ports[rt->nports - 1]);

@@ -75,7 +75,8 @@ struct te_port {
 	char *obuf;             /* the input line being written */
 	size_t olen, ooff, ocap;
 	uint64_t malformed;     /* stdout lines that were not messages */
-	struct te_twin twin;    /* ring modules: desired and reported properties */
+	struct te_twin twin;    /* desired and reported properties */
+	bool twin_dirty;        /* changed since last written to the store */
 	uint64_t twin_reports, methods;
 	struct te_port *blocked_on;  /* a block route's target is backlogged */
 	/* A message for $upstream the store could not take yet (its pending
@@ -141,6 +142,7 @@ struct te_router {
 	int64_t ttl_config;          /* storeAndForward.timeToLiveSecs */
 	int64_t ttl_default;         /* the deployment's, else ttl_config */
 	uint64_t upstream_committed, upstream_failed, upstream_dropped;
+	bool twins_dirty;            /* a port's twin waits to be stored */
 	/* A module corrupted its ring (its port is closed already). */
 	void (*on_corrupt)(struct te_router *rt, struct te_port *p);
 	/* A module's reported patch was merged: the cloud should have it. */
@@ -246,9 +248,36 @@ struct te_port *te_router_port(struct te_router *rt, const char *name,
  * (the child inherits them; the router keeps its own ends). 0 or -errno. */
 int te_port_open(struct te_port *p, int fds[3]);
 /* The module's desired properties from the deployment (a JSON object,
- * NULL = none). A change raises the desired version; a running module is
- * sent its new twin. 0, or -errno (te_twin_init's; the twin is unchanged). */
+ * NULL = none). The first call makes the port's twin: the one stored at
+ * "twin/NAME" if there is one (kept as it is when the deployment's desired
+ * JSON hashes as when it was last applied; else the deployment's desired
+ * properties replace its own, as a new version), else a new one. Later
+ * calls (reloads) change the twin only when the deployment's desired
+ * properties changed (te_twin_set_desired); a running module is then sent
+ * its new twin. 0, or -errno (te_twin_init's; the twin is unchanged). */
 int te_port_set_desired(struct te_port *p, const char *json);
+
+/* Twins in the store (twinstore.c, for router.c): make p's twin from the
+ * stored one and the deployment's desired json[0..n) (0 or te_twin_init's
+ * error); mark it changed; write it if changed (0, or -EAGAIN / -ENOMEM:
+ * still changed; wait: wait for the store's writer rather than -EAGAIN);
+ * write every changed twin (once per loop turn, and at the end). */
+int te_port_twin_load(struct te_port *p, const char *json, size_t n);
+void te_port_twin_dirty(struct te_port *p);
+int te_port_twin_store(struct te_port *p, bool wait);
+void te_router_twins_store(struct te_router *rt, bool wait);
+
+/* A desired-properties change for module's twin. cloud: version is the
+ * cloud's $version (stale ones are ignored); else a local patch.
+ * full: json is the whole desired document (replaces), else a merge
+ * patch. Returns 200 (applied), 204 (stale or no change: ignored),
+ * 400 (invalid; err says why), 404 (no such module), 413 (too large).
+ * An applied change goes to the running module (a DESIRED record with the
+ * patch, or its whole twin for a full document), to the
+ * /twinChangeNotifications route source, and to the store. */
+unsigned te_router_twin_desired(struct te_router *rt, const char *module,
+				const char *json, size_t n, bool cloud,
+				int64_t version, bool full, char *err, size_t errlen);
 
 /* Call direct method name with payload[0..len) (JSON) on the module: the
  * answer comes to rt->on_method_result with the same id. 0, -ENOTCONN
