@@ -244,7 +244,8 @@ static void filter_twin(te_module *m, int what, const char *json, size_t len, vo
 
 	if (!twin_threshold(json, len, what, threshold))
 		return;
-	printf("filter: threshold %g from the twin\n", *threshold);
+	printf("filter: threshold %g from the twin%s\n", *threshold,
+	       what == TE_TWIN_DESIRED_PATCH ? " (a desired patch)" : "");
 	snprintf(patch, sizeof(patch), "{\"TemperatureThreshold\":%.17g}", *threshold);
 	te_module_twin_report(m, patch);
 }

@@ -74,7 +74,7 @@ def test_reported_and_local_desired_survive_a_restart(tmp_path, daemons):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["desired"] == {
         "TemperatureThreshold": 42, "note": {"by": "test"}, "$version": 2}
-    rt.wait_log("filter", "threshold 42 from the twin")
+    rt.wait_log("filter", "threshold 42 from the twin (a desired patch)")
     twin = tw.wait_twin(lambda t: t["reported"]["TemperatureThreshold"] == 42, "report of 42")
     assert twin["reported"]["$version"] == 3
     pid = rt.modules()["filter"]["pid"]
@@ -182,3 +182,25 @@ def test_bad_patches_exit_2_and_change_nothing(tmp_path, daemons):
     # 10 levels are fine.
     ok = '{"a":' * 10 + "1" + "}" * 10
     assert tw.desired(ok).returncode == 0
+
+
+def test_a_removed_module_keeps_its_twin(tmp_path, daemons):
+    tw = Twins(tmp_path, daemons, deployment(1000))
+    rt = tw.start()
+    tw.wait_twin(lambda t: t["reported"]["$version"] == 2, "the filter's report")
+    assert tw.desired('{"kept": true}').returncode == 0
+    without = deployment(1000)
+    del without["modulesContent"]["filter"]
+    without["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"]["other"] = \
+        without["modulesContent"]["$edgeAgent"]["properties.desired"]["modules"].pop("filter")
+    rt.deployment.write_text(json.dumps(without))
+    rt.daemon.signal(signal.SIGHUP)
+    rt.wait(lambda m: "filter" not in m, what="filter removed")
+    assert rt.cli("twin", "filter").returncode == 2
+    rt.deployment.write_text(json.dumps(deployment(1000)))
+    rt.daemon.signal(signal.SIGHUP)
+    rt.wait_status("filter", "running")
+    # Back under the same name: the stored twin, local patch and versions.
+    twin = tw.wait_twin(lambda t: t["reported"]["$version"] == 3, "the filter's new report")
+    assert twin["desired"] == {"TemperatureThreshold": 1000, "kept": True, "$version": 2}
+    assert twin["reported"] == {"TemperatureThreshold": 1000, "$version": 3}
