@@ -58,5 +58,6 @@ int main(void)
 	replay_mode("stdio");
 	replay_mode("mqtt");
 	replay_mode("azure");
+	replay_mode("methods");
 	return tap_done();
 }
