@@ -72,9 +72,10 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_
 # Fuzzing: one target binary with modes (TE_FUZZ=json|config|...; FUZZ_MODES).
 FUZZ_BIN := $(BUILD)/fuzz/tinyedge-fuzz
 FUZZ_SECS ?= 60
-FUZZ_MODES := json config manifest patch record ctl ring route stdio mqtt azure twin
+FUZZ_MODES := json config manifest patch record ctl ring route stdio mqtt azure twin methods
 FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c \
-	test/fuzz/fuzz_stdio.c test/fuzz/fuzz_mqtt.c test/fuzz/fuzz_azure.c test/fuzz/fuzz_twin.c
+	test/fuzz/fuzz_stdio.c test/fuzz/fuzz_mqtt.c test/fuzz/fuzz_azure.c test/fuzz/fuzz_twin.c \
+	test/fuzz/fuzz_methods.c
 
 # The clock floor for certificate checks on devices without an RTC: the
 # commit's time (reproducible), else now.
@@ -158,10 +159,10 @@ $(BUILD)/test/%: test/unit/%.c $(wildcard test/unit/*.h) $(HOST_LIB) $(HOST_LMDB
 	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit $(HOST_CFLAGS) $< $(HOST_LIB) $(HOST_LMDB) $(HOST_BEARSSL) -o $@ -lpthread -lm
 
 # The kept fuzz corpora, replayed under ASan+UBSan by `make test`.
-$(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB) $(HOST_BEARSSL)
+$(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h test/unit/tap.h $(HOST_LIB) $(HOST_LMDB) $(HOST_BEARSSL)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit -Itest/fuzz $(HOST_CFLAGS) test/fuzz/replay.c $(FUZZ_SRCS) $(HOST_LIB) $(HOST_BEARSSL) -o $@ -lm
+	@$(HOSTCC) $(CPPFLAGS_TE) -Itest/unit -Itest/fuzz $(HOST_CFLAGS) test/fuzz/replay.c $(FUZZ_SRCS) $(HOST_LIB) $(HOST_LMDB) $(HOST_BEARSSL) -o $@ -lm -lpthread
 
 # make fuzz: libFuzzer over each mode for FUZZ_SECS seconds; new inputs go
 # to $(BUILD)/fuzz/corpus-MODE (copy the interesting ones to test/fuzz/corpus).

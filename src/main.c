@@ -109,7 +109,17 @@ static const struct command commands[] = {
 	  "Invoke a direct method on a running module (its SDK method handler)\n"
 	  "and print the JSON payload it answers. PAYLOAD is JSON (default null).\n"
 	  "Exit 0 for a 2xx status, 1 for any other (the status is printed on\n"
-	  "stderr) or when it does not answer within --timeout (default 30 s)." },
+	  "stderr) or when it does not answer within --timeout (default 30 s).\n"
+	  "\n"
+	  "NAME '$edgeAgent' calls the agent's built-in methods, as Azure IoT\n"
+	  "Edge's edgeAgent (docs/methods.md), answered at once:\n"
+	  "  ping\n"
+	  "  RestartModule  '{\"schemaVersion\":\"1.0\",\"id\":\"MODULE\"}'\n"
+	  "  GetModuleLogs  '{\"schemaVersion\":\"1.0\",\"items\":[{\"id\":\"REGEX\",\n"
+	  "                  \"filter\":{\"tail\":N,\"since\":\"2 hours\",\"until\":T,\n"
+	  "                  \"loglevel\":0-7,\"regex\":\"RE\"}}],\"contentType\":\"text\"|\"json\"}'\n"
+	  "                 (the answer is at most 128 KiB: the newest lines are kept)\n"
+	  "  GetTaskStatus  '{\"schemaVersion\":\"1.0\",\"correlationId\":\"ID\"}'" },
 	{ "queue", te_cmd_queue, "queue [--json] | queue purge ENDPOINT | queue peek ENDPOINT [--limit N]",
 	  "The offline store: its file, quota, bytes written (for flash budgets),\n"
 	  "and per endpoint ($upstream) and priority the messages, bytes, oldest\n"

@@ -24,6 +24,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "methods.h"
 #include "store/store.h"
 #include "supervisor.h"
 #include "upstream/upstream.h"
@@ -38,6 +39,7 @@ struct daemon {
 	struct te_config cfg;
 	struct te_manifest *manifest; /* until handed to the supervisor */
 	struct te_supervisor sv;
+	struct te_agent agent;        /* the $edgeAgent direct methods */
 	struct te_router router;
 	struct te_store *store;       /* NULL: could not be opened */
 	struct te_upstream ups[1 + TE_UP_IDENTITIES_MAX]; /* the device's, then modules' */
@@ -385,8 +387,10 @@ static int daemon_serve(struct daemon *d)
 	if (r == 0)
 		r = te_sv_init(&d->sv, &d->loop, &d->cfg, &d->router, d->manifest);
 	d->manifest = NULL;
+	te_agent_init(&d->agent, &d->sv);
 	if (r == 0 && (r = te_ctl_open(&d->ctl, &d->loop, &d->sv, d->cfg.state_dir)) < 0)
 		te_error("agent", "control socket in %s: %s", d->cfg.state_dir, te_strerror(r));
+	d->ctl.agent = &d->agent;
 	if (r < 0) {
 		te_sv_free(&d->sv);
 		te_router_free(&d->router);

@@ -186,6 +186,26 @@ void te_logring_free(struct te_logring *r)
 	r->persist_path[0] = '\0';
 }
 
+void te_logring_iter_init(const struct te_logring *r, struct te_logring_iter *it)
+{
+	struct rec_iter ri;
+
+	iter_init(r, &ri);
+	it->off = ri.off;
+	it->left = ri.left;
+}
+
+bool te_logring_iter_next(const struct te_logring *r, struct te_logring_iter *it,
+			  struct te_logline *out)
+{
+	struct rec_iter ri = { it->off, it->left };
+	bool ok = iter_next(r, &ri, out);
+
+	it->off = ri.off;
+	it->left = ri.left;
+	return ok;
+}
+
 unsigned te_logring_count(const struct te_logring *r)
 {
 	return (unsigned)(r->next_seq - r->first_seq);

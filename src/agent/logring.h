@@ -78,6 +78,18 @@ void te_logring_flush(struct te_logring *r, uint64_t now_ms);
 bool te_logring_get(const struct te_logring *r, uint64_t from_seq,
 		    struct te_logline *out);
 
+/* Walk the held lines oldest first, without the O(lines) seek of
+ * te_logring_get per line. The cursor is valid only until the next feed or
+ * flush (an append may evict the line it points at): walk within one turn
+ * of the event loop. */
+struct te_logring_iter {
+	size_t off, left;
+};
+
+void te_logring_iter_init(const struct te_logring *r, struct te_logring_iter *it);
+bool te_logring_iter_next(const struct te_logring *r, struct te_logring_iter *it,
+			  struct te_logline *out);
+
 /* Number of lines held. */
 unsigned te_logring_count(const struct te_logring *r);
 

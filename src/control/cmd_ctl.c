@@ -480,7 +480,7 @@ static int print_call(const struct te_cli *cli, const char *buf, size_t len)
 	te_json_free(&doc);
 	if (status >= 200 && status < 300)
 		return TE_EXIT_OK;
-	fprintf(stderr, "tinyedge %s: the module answered status %lld\n", cli->verb,
+	fprintf(stderr, "tinyedge %s: %s answered status %lld\n", cli->verb, cli->argv[0],
 		(long long)status);
 	return TE_EXIT_FAIL;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/methods.h"
 #include "core/base64.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -304,6 +305,64 @@ static void reply_queue(struct te_ctl_client *c, struct te_json_doc *doc, const 
 
 #define CALL_TIMEOUT_DEFAULT 30  /* seconds: Azure's default responseTimeout */
 
+/* The call's method name into method; 0, or -1 with the error sent. */
+static int call_method(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb,
+		       char method[TE_WIRE_STR_MAX + 2])
+{
+	size_t len;
+
+	if (tb[RQ_METHOD] < 0 ||
+	    te_json_str(doc, (unsigned)tb[RQ_METHOD], method, TE_WIRE_STR_MAX + 2, &len) < 0 ||
+	    len == 0 || len > TE_WIRE_STR_MAX || memchr(method, '\0', len)) {
+		client_error(c, 2, "call needs a method name (1-4096 bytes)");
+		return -1;
+	}
+	return 0;
+}
+
+/* The payload's JSON text as given (a string token starts inside its
+ * quotes), or dflt when there is none. */
+static const char *call_payload(struct te_json_doc *doc, const int *tb, const char *dflt,
+				size_t *len)
+{
+	const struct te_json_tok *t;
+
+	if (tb[RQ_PAYLOAD] < 0) {
+		*len = strlen(dflt);
+		return dflt;
+	}
+	t = &doc->tok[tb[RQ_PAYLOAD]];
+	*len = t->end - t->start + 2 * (t->type == TE_JSON_STRING);
+	return doc->text + t->start - (t->type == TE_JSON_STRING);
+}
+
+/* `tinyedge call '$edgeAgent' METHOD`: the agent's built-in methods
+ * (agent/methods.h), answered at once in the shape of a module's answer. */
+static void reply_agent_call(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb)
+{
+	char method[TE_WIRE_STR_MAX + 2], head[40];
+	const char *payload;
+	size_t plen, blen;
+	unsigned status;
+	char *body;
+	int n;
+
+	if (!c->ctl->agent)
+		return client_error(c, 1, "this daemon has no $edgeAgent methods");
+	if (call_method(c, doc, tb, method) < 0)
+		return;
+	payload = call_payload(doc, tb, "", &plen);
+	status = te_agent_method(c->ctl->agent, method, payload, plen, &body, &blen);
+	n = snprintf(head, sizeof(head), "{\"status\":%u,\"payload\":", status);
+	client_put(c, head, (size_t)n);
+	if (body)
+		client_put(c, body, blen);
+	else
+		client_put(c, "null", 4);
+	client_put(c, "}\n", 2);
+	free(body);
+}
+
 /* `tinyedge call`: a direct method to a module; the answer comes later
  * (te_ctl_method_result) or the call times out (on_call_timer). */
 static void reply_call(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb,
@@ -311,31 +370,22 @@ static void reply_call(struct te_ctl_client *c, struct te_json_doc *doc, const i
 {
 	struct te_ctl *ctl = c->ctl;
 	char method[TE_WIRE_STR_MAX + 2];
-	const struct te_json_tok *t;
-	const char *payload = "null";
-	uint32_t plen = 4;
+	const char *payload;
 	int64_t secs = CALL_TIMEOUT_DEFAULT;
-	size_t len;
+	size_t plen;
 	int r;
 
-	if (tb[RQ_METHOD] < 0 ||
-	    te_json_str(doc, (unsigned)tb[RQ_METHOD], method, sizeof(method), &len) < 0 ||
-	    len == 0 || len > TE_WIRE_STR_MAX || memchr(method, '\0', len))
-		return client_error(c, 2, "call needs a method name (1-4096 bytes)");
+	if (call_method(c, doc, tb, method) < 0)
+		return;
 	if (tb[RQ_TIMEOUT] >= 0 &&
 	    (te_json_int(doc, (unsigned)tb[RQ_TIMEOUT], &secs) < 0 || secs < 1 || secs > 3600))
 		return client_error(c, 2, "timeoutSecs: 1 to 3600");
-	if (tb[RQ_PAYLOAD] >= 0) {
-		/* Its JSON text as given (a string token starts inside its quotes). */
-		t = &doc->tok[tb[RQ_PAYLOAD]];
-		payload = doc->text + t->start - (t->type == TE_JSON_STRING);
-		plen = t->end - t->start + 2 * (t->type == TE_JSON_STRING);
-	}
+	payload = call_payload(doc, tb, "null", &plen);
 	if (!md->port)
 		return client_error(c, 1, "the module has no message connection");
 	if (++ctl->next_call_id == 0)
 		ctl->next_call_id = 1;
-	r = te_port_call(md->port, ctl->next_call_id, method, payload, plen);
+	r = te_port_call(md->port, ctl->next_call_id, method, payload, (uint32_t)plen);
 	if (r == -ENOTCONN)
 		return client_error(c, 1, "the module is not running");
 	if (r == -EOPNOTSUPP)
@@ -516,6 +566,9 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 		return reply_list(c);
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "queue"))
 		return reply_queue(c, doc, tb);
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "call") && tb[RQ_MODULE] >= 0 &&
+	    te_json_streq(doc, (unsigned)tb[RQ_MODULE], "$edgeAgent"))
+		return reply_agent_call(c, doc, tb);
 	if (tb[RQ_MODULE] < 0 || te_json_str(doc, (unsigned)tb[RQ_MODULE], name, sizeof(name), NULL) < 0)
 		return client_error(c, 2, "missing or invalid module name");
 	md = te_sv_find(sv, name);

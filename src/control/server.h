@@ -10,6 +10,9 @@
  *   {"cmd":"twin","module":M[,"desired":PATCH]} -> the twin (PATCH: the
  *                                          JSON text of a local desired
  *                                          patch, applied first)
+ *   {"cmd":"call","module":M,"method":X,"payload":P,"timeoutSecs":N}
+ *                                          -> {"status":S,"payload":...}
+ *     (module "$edgeAgent": the agent's built-in methods, answered at once)
  * Errors: {"error":"message","code":2} (2 = invalid request or no such
  * module, 1 = runtime failure). */
 #ifndef TE_SERVER_H
@@ -45,9 +48,12 @@ struct te_ctl_client {
 	unsigned call_secs;
 };
 
+struct te_agent;
+
 struct te_ctl {
 	struct te_loop *loop;
 	struct te_supervisor *sv;
+	struct te_agent *agent;      /* $edgeAgent methods; NULL: none */
 	struct te_io listen;
 	struct te_timer follow_timer;
 	struct te_timer call_timer;  /* direct method calls time out */

@@ -59,5 +59,6 @@ int main(void)
 	replay_mode("mqtt");
 	replay_mode("azure");
 	replay_mode("twin");
+	replay_mode("methods");
 	return tap_done();
 }

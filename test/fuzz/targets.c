@@ -1,5 +1,6 @@
 /* Fuzz targets, one binary with modes (as crun's):
- * TE_FUZZ=json|config|manifest|patch|record|ctl|ring|route|stdio|mqtt|azure|twin.
+ * TE_FUZZ=json|config|manifest|patch|record|ctl|ring|route|stdio|mqtt|azure|twin|
+ * methods.
  *
  * Built two ways: with clang -fsanitize=fuzzer for `make fuzz`, and with
  * test/fuzz/replay.c as a plain ASan+UBSan program that `make test` runs
@@ -147,6 +148,7 @@ static const struct {
 	{ "mqtt", te_fuzz_mqtt },
 	{ "azure", te_fuzz_azure },
 	{ "twin", te_fuzz_twin },
+	{ "methods", te_fuzz_methods },
 };
 static void (*target)(const uint8_t *, size_t) = fuzz_json;
 

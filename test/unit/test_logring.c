@@ -158,12 +158,29 @@ static int model_ok(uint64_t newest)
 	return 1;
 }
 
+/* te_logring_iter visits first_seq .. next_seq - 1, texts as the model. */
+static int iter_ok(void)
+{
+	struct te_logring_iter it;
+	struct te_logline l;
+	uint64_t want = r.first_seq;
+
+	te_logring_iter_init(&r, &it);
+	while (te_logring_iter_next(&r, &it, &l)) {
+		if (l.seq != want || l.len != strlen(model[want]) ||
+		    memcmp(l.text, model[want], l.len))
+			return 0;
+		want++;
+	}
+	return want == r.next_seq;
+}
+
 static void test_model(void)
 {
 	char buf[MODEL_LEN + 2];
 	struct te_logline l;
 	uint64_t follow = 0;
-	int bad = 0, bad_follow = 0, wrapped = 0;
+	int bad = 0, bad_follow = 0, bad_iter = 0, wrapped = 0;
 	size_t prev_tail = 0;
 
 	te_logring_init(&r, 4096 + 123);
@@ -188,9 +205,11 @@ static void test_model(void)
 			follow = l.seq;
 		}
 		bad_follow += follow != r.next_seq - 1;
+		bad_iter += !iter_ok();
 	}
 	TAP_EQ_INT(bad, 0, "random lines: ring holds exactly the newest lines that fit");
 	TAP_EQ_INT(bad_follow, 0, "follower sees every held line once, in order");
+	TAP_EQ_INT(bad_iter, 0, "the iterator walks exactly the held lines, oldest first");
 	TAP_OK(wrapped > 50, "wrap-around exercised (%d times)", wrapped);
 	te_logring_free(&r);
 }
