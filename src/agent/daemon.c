@@ -24,6 +24,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "deploy.h"
 #include "methods.h"
 #include "store/store.h"
 #include "supervisor.h"
@@ -44,6 +45,8 @@ struct daemon {
 	struct te_store *store;       /* NULL: could not be opened */
 	struct te_upstream ups[1 + TE_UP_IDENTITIES_MAX]; /* the device's, then modules' */
 	unsigned nups;
+	struct te_up_hooks up_hooks;
+	struct te_deployer deploy;    /* cloud deployments, $edgeAgent reported */
 	struct te_ctl ctl;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
@@ -166,6 +169,13 @@ static void daemon_reload(struct daemon *d, const char *why)
 	te_info("agent", "%s: reloading", why);
 	if (daemon_load(d, false) < 0)
 		return;
+	if (d->deploy.cloud_active) {
+		te_warn("agent", "a cloud deployment runs: the local deployment file is not applied");
+		te_manifest_free(d->manifest);
+		free(d->manifest);
+		d->manifest = NULL;
+		return;
+	}
 	log_deployment(d->manifest);
 	te_diag_init_stderr(&diag);
 	if (te_router_set_routes(&d->router, d->manifest, &diag) < 0)
@@ -259,6 +269,84 @@ static void on_reported(struct te_router *rt, struct te_port *p, const void *pat
 		te_upstream_report(&the_daemon.ups[i], p->name, patch, len);
 }
 
+/* --- cloud deployments --- */
+
+/* Apply a deployment from the cloud as a reload does. */
+static int deploy_apply(struct te_deployer *dp, struct te_manifest *m, char *err, size_t errlen)
+{
+	struct daemon *d = dp->ctx;
+	struct te_diag quiet = { 0 };
+
+	if (te_router_set_routes(&d->router, m, &quiet) < 0) {
+		snprintf(err, errlen, "its routes do not compile");
+		te_manifest_free(m);
+		free(m);
+		return -TE_EINVALID;
+	}
+	log_deployment(m);
+	if (te_sv_apply(&d->sv, m) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* $edgeAgent's reported properties: on its own connection (Azure), or on
+ * the device's as module "$edgeAgent" (generic MQTT). */
+static void deploy_report(struct te_deployer *dp, const char *patch, size_t n)
+{
+	struct daemon *d = dp->ctx;
+
+	for (unsigned i = 0; i < d->nups; i++) {
+		struct te_upstream *u = &d->ups[i];
+		bool own = u->id && !strcmp(u->id->module, TE_AGENT_ID);
+
+		if (own || (!u->id && d->cfg.upstream.protocol == TE_UP_MQTT))
+			te_upstream_report(u, TE_AGENT_ID, patch, (uint32_t)n);
+	}
+}
+
+static void up_deployment(void *ctx, int kind, const char *json, size_t n, int64_t version,
+			  bool full)
+{
+	te_deploy_cloud(&((struct daemon *)ctx)->deploy, (enum te_deploy_doc)kind, json, n,
+			version, full);
+}
+
+static unsigned up_agent_method(void *ctx, const char *method, const char *payload, size_t n,
+				char **out, size_t *outlen)
+{
+	return te_agent_method(&((struct daemon *)ctx)->agent, method, payload, n, out, outlen);
+}
+
+/* At boot: the last good cloud deployment instead of the local file (when
+ * an upstream is configured and no --module was given), then the
+ * admission check. */
+static int deploy_boot(struct daemon *d)
+{
+	struct te_manifest *m = malloc(sizeof(*m));
+	char err[400];
+
+	te_deploy_init(&d->deploy, &d->loop, &d->cfg, &d->sv, d->manifest_path);
+	d->deploy.ctx = d;
+	d->deploy.apply = deploy_apply;
+	d->deploy.report = deploy_report;
+	if (m && d->cfg.upstream.protocol != TE_UP_NONE && !d->cli.nmodules &&
+	    te_deploy_load_good(&d->deploy, m) == 0) {
+		te_manifest_free(d->manifest);
+		free(d->manifest);
+		d->manifest = m;
+	} else {
+		free(m);
+	}
+	if (te_deploy_admit(d->manifest, &d->cfg, err, sizeof(err)) < 0) {
+		te_error("agent", "%s: %s", d->manifest->path ? d->manifest->path : "deployment",
+			 err);
+		return -TE_ELIMIT;
+	}
+	return 0;
+}
+
 static void on_upstream(struct te_router *rt)
 {
 	for (unsigned i = 0; i < the_daemon.nups; i++)
@@ -330,6 +418,8 @@ static void uplink_start(struct daemon *d)
 
 	if (c->protocol == TE_UP_NONE)
 		return;
+	d->up_hooks = (struct te_up_hooks){ .deployment = up_deployment,
+					    .agent_method = up_agent_method, .ctx = d };
 	if (!d->store) {
 		te_error("upstream", "no store: the uplink is not started");
 		return;
@@ -347,7 +437,9 @@ static void uplink_start(struct daemon *d)
 			continue;
 		}
 		u->next_call = (uint32_t)d->nups << 24;  /* call ids apart per session */
-		if (i && te_router_identity(&d->router, c->ids[i - 1].module, u->ep) < 0)
+		u->hooks = &d->up_hooks;
+		if (i && c->ids[i - 1].module[0] != '$' &&
+		    te_router_identity(&d->router, c->ids[i - 1].module, u->ep) < 0)
 			te_error("upstream", "module %s: too many identities", c->ids[i - 1].module);
 		d->nups++;
 	}
@@ -400,9 +492,11 @@ static int daemon_serve(struct daemon *d)
 	}
 	watch_manifest(d);
 	uplink_start(d);
+	te_deploy_start(&d->deploy);
 	te_info("agent", "ready");
 	r = te_loop_run(&d->loop);
 	te_ctl_close(&d->ctl);
+	te_deploy_free(&d->deploy);
 	if (d->inotify.fd >= 0)
 		close(d->inotify.fd);
 	for (unsigned i = 0; i < d->nups; i++)
@@ -443,6 +537,12 @@ int te_cmd_run(int argc, char **argv)
 		te_manifest_free(d->manifest);
 		free(d->manifest);
 		return TE_EXIT_FAIL;
+	}
+	if (deploy_boot(d) < 0) {
+		te_manifest_free(d->manifest);
+		free(d->manifest);
+		close(d->lock_fd);
+		return TE_EXIT_USAGE;
 	}
 	log_deployment(d->manifest);
 	rc = daemon_serve(d);

@@ -566,33 +566,61 @@ const struct te_module_spec *te_manifest_find(const struct te_manifest *m,
 	return NULL;
 }
 
-int te_manifest_load(struct te_manifest *m, const char *path,
-		     struct te_diag *diag)
+static int mf_root(struct te_manifest *m, struct te_json_doc *doc, struct te_diag *diag)
 {
 	static const struct te_json_policy root[] = {
 		{ "modulesContent", TE_JSON_OBJECT, TE_JSON_REQUIRED },
+		{ "$version", TE_JSON_NUMBER, 0 },
 	};
+	struct mf_ctx x = { .m = m, .doc = doc, .diag = diag };
+	int tb[2];
+
+	if (doc->tok[0].type != TE_JSON_OBJECT)
+		mf_error(&x, 0, "a deployment manifest must be a JSON object");
+	else if (te_json_read_object(doc, 0, "", root, 2, tb, diag))
+		x.bad++;
+	else if (tb[1] >= 0 && te_jv_int(doc, (unsigned)tb[1], "$version", 0, INT64_MAX,
+					 &m->version, diag) < 0)
+		x.bad++;
+	else
+		mf_content(&x, (unsigned)tb[0]);
+	if (x.bad || x.oom) {
+		te_manifest_free(m);
+		return x.oom ? -ENOMEM : -TE_EINVALID;
+	}
+	return 0;
+}
+
+int te_manifest_load(struct te_manifest *m, const char *path,
+		     struct te_diag *diag)
+{
 	struct te_json_doc doc;
-	struct mf_ctx x = { .m = m, .doc = &doc, .diag = diag };
-	int tb[1], r;
+	int r;
 
 	te_manifest_init(m);
 	r = te_json_load_file(&doc, path, NULL, NULL, diag);
 	if (r < 0)
 		return r == -TE_EMALFORMED || r == -TE_ELIMIT ? -TE_EINVALID : r;
 	m->path = te_arena_strdup(&m->arena, path);
-	if (doc.tok[0].type != TE_JSON_OBJECT)
-		mf_error(&x, 0, "a deployment manifest must be a JSON object");
-	else if (te_json_read_object(&doc, 0, "", root, 1, tb, diag))
-		x.bad++;
-	else
-		mf_content(&x, (unsigned)tb[0]);
+	r = m->path ? mf_root(m, &doc, diag) : -ENOMEM;
 	te_json_free(&doc);
-	if (x.bad || x.oom) {
-		te_manifest_free(m);
-		return x.oom ? -ENOMEM : -TE_EINVALID;
-	}
-	return 0;
+	return r;
+}
+
+int te_manifest_parse(struct te_manifest *m, const char *name, const char *text,
+		      size_t n, struct te_diag *diag)
+{
+	struct te_json_doc doc;
+	int r;
+
+	te_manifest_init(m);
+	r = te_json_parse(&doc, name, text, n, NULL, diag);
+	if (r < 0)
+		return r == -TE_EMALFORMED || r == -TE_ELIMIT ? -TE_EINVALID : r;
+	m->path = te_arena_strdup(&m->arena, name);
+	r = m->path ? mf_root(m, &doc, diag) : -ENOMEM;
+	te_json_free(&doc);
+	return r;
 }
 
 /* --- one-off runs: --module and --route --- */

@@ -118,6 +118,11 @@ struct te_manifest {
 	unsigned nroutes;
 	int64_t ttl_secs;         /* storeAndForwardConfiguration.timeToLiveSecs */
 	bool has_ttl;             /* ttl_secs was given in the manifest */
+	int64_t version;          /* "$version" (cloud deployments), else 0 */
+	/* From the cloud: module twins' desired properties come from their
+	 * own twins, not from this document (a module without
+	 * properties.desired keeps its twin). */
+	bool cloud;
 };
 
 /* An empty manifest (no modules, no routes). */
@@ -128,6 +133,11 @@ void te_manifest_init(struct te_manifest *m);
  * error m is left empty but initialised. */
 int te_manifest_load(struct te_manifest *m, const char *path,
 		     struct te_diag *diag);
+
+/* The same from text[0..n) (a cloud deployment); name is used in
+ * messages. */
+int te_manifest_parse(struct te_manifest *m, const char *name, const char *text,
+		      size_t n, struct te_diag *diag);
 
 /* One-off runs: --module NAME=PATH[:ARG...] and --route ROUTE, appended to
  * m (a module of the same name as a manifest module replaces it). Errors

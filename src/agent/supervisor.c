@@ -565,6 +565,20 @@ static void mod_persist_logs(struct te_mod *md)
 		te_warn("agent", "module %s: %s: %s", md->name, path, te_strerror(r));
 }
 
+/* The deployment's desired properties into the module's twin; a cloud
+ * deployment's modules keep theirs (they come from their own twins). */
+static void mod_desired(struct te_mod *md, const struct te_module_spec *spec)
+{
+	int r;
+
+	if (!md->port)
+		return;
+	r = md->sv->cloud_twins && !spec->desired_json ? te_port_twin_keep(md->port)
+							: te_port_set_desired(md->port, spec->desired_json);
+	if (r < 0)
+		te_warn("agent", "module %s: invalid desired properties: ignored", md->name);
+}
+
 static struct te_mod *mod_new(struct te_supervisor *sv,
 			      const struct te_module_spec *spec)
 {
@@ -585,8 +599,7 @@ static struct te_mod *mod_new(struct te_supervisor *sv,
 		free(md);
 		return NULL;
 	}
-	if (md->port && te_port_set_desired(md->port, spec->desired_json) < 0)
-		te_warn("agent", "module %s: invalid desired properties: ignored", md->name);
+	mod_desired(md, spec);
 	if (sv->cfg->logs.persist)
 		mod_persist_logs(md);
 	md->state = TE_MOD_STOPPED;
@@ -840,8 +853,7 @@ static void apply_existing(struct te_mod *md, const struct te_module_spec *ns)
 	md->spec = ns;
 	/* A desired-properties change alone reaches the module as a new twin,
 	 * without a restart. */
-	if (md->port && te_port_set_desired(md->port, ns->desired_json) < 0)
-		te_warn("agent", "module %s: invalid desired properties: ignored", md->name);
+	mod_desired(md, ns);
 	if (changed) {
 		env_free(md->env);
 		md->env = NULL;
@@ -895,6 +907,7 @@ int te_sv_apply(struct te_supervisor *sv, struct te_manifest *m)
 	if (!mods)
 		return -ENOMEM;
 	sv->mods = mods;
+	sv->cloud_twins = m->cloud;
 	for (unsigned i = sv->nmods; i-- > 0;) {
 		const struct te_module_spec *ns = te_manifest_find(m, sv->mods[i]->name);
 

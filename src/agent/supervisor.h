@@ -94,6 +94,7 @@ struct te_supervisor {
 	struct te_manifest *retired[TE_SV_RETIRED_MAX];
 	unsigned nretired;
 	bool shutting_down;
+	bool cloud_twins;          /* the manifest being applied is the cloud's */
 	void (*on_idle)(struct te_supervisor *sv); /* all stopped at shutdown */
 };
 

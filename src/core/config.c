@@ -59,6 +59,7 @@ void te_config_defaults(struct te_config *c)
 	c->backoff.max_ms = 300000;
 	c->backoff.reset_after_secs = 600;
 	c->logs.ring_bytes = 64 * 1024;
+	c->deployment.probation_secs = 60;
 }
 
 /* --- sections --- */
@@ -321,6 +322,31 @@ static void cfg_logs(struct cfg_ctx *x, int obj)
 	cfg_bool(x, tb[2], "logs.syslog", &x->c->logs.syslog);
 }
 
+static const struct te_json_policy deployment_policy[] = {
+	{ "rollbackOnFailure", TE_JSON_BOOL, 0 },
+	{ "probationSecs", TE_JSON_NUMBER, 0 },
+	{ "memoryBudgetBytes", TE_JSON_NUMBER, 0 },
+};
+
+static void cfg_deployment(struct cfg_ctx *x, int obj)
+{
+	int tb[3];
+	int64_t v;
+
+	if (obj < 0)
+		return;
+	x->bad += te_json_read_object(x->doc, (unsigned)obj, "deployment", deployment_policy,
+				      3, tb, x->diag);
+	cfg_bool(x, tb[0], "deployment.rollbackOnFailure", &x->c->deployment.rollback_on_failure);
+	cfg_uint(x, tb[1], "deployment.probationSecs", 1, 86400,
+		 &x->c->deployment.probation_secs);
+	if (tb[2] >= 0 && te_jv_int(x->doc, (unsigned)tb[2], "deployment.memoryBudgetBytes",
+				    1 << 20, INT64_MAX, &v, x->diag) == 0)
+		x->c->deployment.memory_budget = (uint64_t)v;
+	else if (tb[2] >= 0)
+		x->bad++;
+}
+
 static const struct te_json_policy root_policy[] = {
 	{ "deviceId", TE_JSON_STRING, 0 },
 	{ "hostname", TE_JSON_STRING, 0 },
@@ -330,9 +356,10 @@ static const struct te_json_policy root_policy[] = {
 	{ "storeAndForward", TE_JSON_OBJECT, 0 },
 	{ "restartBackoff", TE_JSON_OBJECT, 0 },
 	{ "logs", TE_JSON_OBJECT, 0 },
+	{ "deployment", TE_JSON_OBJECT, 0 },
 };
 enum { R_DEVICE, R_HOSTNAME, R_STATE, R_LEVEL, R_UPSTREAM, R_STORE, R_BACKOFF,
-       R_LOGS, R_N };
+       R_LOGS, R_DEPLOYMENT, R_N };
 
 static void cfg_root(struct cfg_ctx *x)
 {
@@ -364,6 +391,7 @@ static void cfg_root(struct cfg_ctx *x)
 	cfg_store(x, tb[R_STORE]);
 	cfg_backoff(x, tb[R_BACKOFF]);
 	cfg_logs(x, tb[R_LOGS]);
+	cfg_deployment(x, tb[R_DEPLOYMENT]);
 	cfg_upstream(x, tb[R_UPSTREAM], tb[R_DEVICE]);
 }
 

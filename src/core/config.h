@@ -67,6 +67,11 @@ struct te_config {
 		bool persist;
 		bool syslog;
 	} logs;
+	struct {
+		bool rollback_on_failure; /* crash-looping deployment -> last good */
+		unsigned probation_secs;  /* how long new modules must hold (60) */
+		uint64_t memory_budget;   /* admission; 0 = the device's RAM */
+	} deployment;
 };
 
 /* Fill c with defaults (device id and hostname from uname). */

@@ -256,6 +256,9 @@ int te_port_open(struct te_port *p, int fds[3]);
  * properties changed (te_twin_set_desired); a running module is then sent
  * its new twin. 0, or -errno (te_twin_init's; the twin is unchanged). */
 int te_port_set_desired(struct te_port *p, const char *json);
+/* A cloud deployment, whose module twins come from the cloud: the stored
+ * twin as it is (or an empty one); the deployment does not change it. */
+int te_port_twin_keep(struct te_port *p);
 
 /* Twins in the store (twinstore.c, for router.c): make p's twin from the
  * stored one and the deployment's desired json[0..n) (0 or te_twin_init's

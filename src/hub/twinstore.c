@@ -101,6 +101,19 @@ static int twin_stored(struct te_port *p, struct te_twin *t)
 	return r;
 }
 
+int te_port_twin_keep(struct te_port *p)
+{
+	struct te_twin stored;
+
+	if (p->twin.desired)
+		return 0;
+	if (twin_stored(p, &stored) == 0) {
+		p->twin = stored;
+		return 0;
+	}
+	return te_port_twin_load(p, NULL, 0);
+}
+
 int te_port_twin_load(struct te_port *p, const char *json, size_t n)
 {
 	struct te_twin fresh, stored;

@@ -194,6 +194,23 @@ static void method_answer(struct te_upstream *u, const char *module, unsigned st
 		azure_send(u, topic, body, n);
 }
 
+/* A built-in $edgeAgent method, answered at once. */
+static void agent_call(struct te_upstream *u, const char *reply_to, const char *method,
+		       const char *rid, const void *payload, size_t n)
+{
+	static const char none[] = "{\"message\":\"no such method\"}";
+	char *out = NULL;
+	size_t len = 0;
+	unsigned status = u->hooks && u->hooks->agent_method ?
+			  u->hooks->agent_method(u->hooks->ctx, method, payload, n, &out, &len) : 404;
+
+	if (!out && status == 404)
+		method_answer(u, reply_to, status, rid, none, sizeof(none) - 1);
+	else
+		method_answer(u, reply_to, status, rid, out ? out : "null", out ? len : 4);
+	free(out);
+}
+
 /* A direct method for module (NULL: the daemon's own, which has "ping"):
  * a module's goes to its handler (te_port_call) and its answer comes back
  * through te_upstream_method_result. */
@@ -209,6 +226,10 @@ static void method_call(struct te_upstream *u, const char *module, const char *m
 		snprintf(body, sizeof(body), "{\"device\":\"%s\",\"version\":\"%s\"}", u->device_id,
 			 TE_VERSION);
 		method_answer(u, reply_to, 200, rid, body, strlen(body));
+		return;
+	}
+	if (!module || !strcmp(module, TE_AGENT_ID)) {
+		agent_call(u, reply_to, method, rid, payload, n);
 		return;
 	}
 	for (unsigned i = 0; module && i < u->rt->nports && !p; i++)
@@ -249,7 +270,7 @@ static void azure_method(struct te_upstream *u, const struct te_azure_in *in,
 	char module[TE_ID_MAX + 1];
 	const char *dot = strchr(in->method, '.');
 
-	if (u->id) {  /* the module's own connection: its methods */
+	if (u->id) {  /* the module's own connection ($edgeAgent's: the built-ins) */
 		method_call(u, u->id->module, in->method, in->rid, payload, n);
 		return;
 	}
@@ -290,6 +311,83 @@ static void expire_calls(struct te_upstream *u)
 	}
 }
 
+/* The cloud's desired properties (whole: a twin GET; else a patch) at
+ * version: $edgeAgent's and $edgeHub's make the deployment; a module
+ * identity's are its twin; the device twin's hold module twins by module
+ * name ({"filter": {...}}). */
+static void desired_dispatch(struct te_upstream *u, const char *json, size_t n,
+			     int64_t version, bool full)
+{
+	struct te_diag quiet = { 0 };
+	struct te_json_doc d;
+	char err[300], module[TE_ID_MAX + 1];
+	const char *p;
+	size_t len;
+
+	if (u->id && u->id->module[0] == '$') {
+		int kind = !strcmp(u->id->module, TE_AGENT_ID) ? 0 : 1;
+
+		if (u->hooks && u->hooks->deployment)
+			u->hooks->deployment(u->hooks->ctx, kind, json, n, version, full);
+		return;
+	}
+	if (u->id) {
+		if (te_router_twin_desired(u->rt, u->id->module, json, n, true, version, full, err,
+					   sizeof(err)) / 100 == 4)
+			te_warn("upstream", "module %s: desired properties refused: %s",
+				u->id->module, err);
+		return;
+	}
+	if (te_json_parse(&d, "desired", json, n, NULL, &quiet) < 0 ||
+	    d.tok[0].type != TE_JSON_OBJECT) {
+		te_warn("upstream", "desired properties that are not a JSON object: ignored");
+		te_json_free(&d);
+		return;
+	}
+	TE_JSON_FOREACH_MEMBER(&d, 0, k, v) {
+		unsigned st;
+
+		if (te_json_str(&d, k, module, sizeof(module), NULL) < 0 || module[0] == '$' ||
+		    te_router_identity_of(u->rt, module))
+			continue;
+		if (d.tok[v].type == TE_JSON_NULL)
+			p = "{}", len = 2, full = true;
+		else
+			p = d.text + d.tok[v].start, len = d.tok[v].end - d.tok[v].start;
+		if (d.tok[v].type != TE_JSON_OBJECT && d.tok[v].type != TE_JSON_NULL)
+			continue;
+		st = te_router_twin_desired(u->rt, module, p, len, true, version, full, err,
+					    sizeof(err));
+		if (st == 400 || st == 413)
+			te_warn("upstream", "module %s: desired properties refused: %s", module, err);
+	}
+	te_json_free(&d);
+}
+
+/* A twin GET's answer: {"desired": {...}, "reported": {...}}. */
+static void twin_received(struct te_upstream *u, const char *json, size_t n)
+{
+	struct te_diag quiet = { 0 };
+	struct te_json_doc d;
+	int des, ver;
+	int64_t v = 0;
+
+	if (te_json_parse(&d, "twin", json, n, NULL, &quiet) < 0 ||
+	    d.tok[0].type != TE_JSON_OBJECT ||
+	    (des = te_json_get(&d, 0, "desired")) < 0 || d.tok[des].type != TE_JSON_OBJECT) {
+		te_warn("upstream", "twin without desired properties: ignored");
+		te_json_free(&d);
+		return;
+	}
+	ver = te_json_get(&d, (unsigned)des, "$version");
+	if (ver >= 0)
+		te_json_int(&d, (unsigned)ver, &v);
+	u->desired_version = v > 0 ? (uint64_t)v : 0;
+	desired_dispatch(u, d.text + d.tok[des].start, d.tok[des].end - d.tok[des].start, v,
+			 true);
+	te_json_free(&d);
+}
+
 static void azure_inbound(struct te_upstream *u, const char *topic, size_t tlen,
 			  const void *payload, size_t n)
 {
@@ -303,8 +401,10 @@ static void azure_inbound(struct te_upstream *u, const char *topic, size_t tlen,
 	case TE_AZ_TWIN_RES:
 		if (in.status / 100 != 2)
 			te_warn("upstream", "twin request %s: status %u", in.rid, in.status);
-		else if (in.rid[0] == 't')
-			te_info("upstream", "device twin received (%zu bytes)", n);
+		else if (in.rid[0] == 't') {
+			te_info("upstream", "%s twin received (%zu bytes)", u->id ? u->id->module : "device", n);
+			twin_received(u, payload, n);
+		}
 		return;
 	case TE_AZ_TWIN_DESIRED:
 		/* Newest $version wins; a stale patch is ignored. */
@@ -316,6 +416,7 @@ static void azure_inbound(struct te_upstream *u, const char *topic, size_t tlen,
 		u->desired_version = in.version;
 		te_info("upstream", "desired properties version %llu (%zu bytes)",
 			(unsigned long long)in.version, n);
+		desired_dispatch(u, payload, n, (int64_t)in.version, false);
 		return;
 	case TE_AZ_METHOD:
 		azure_method(u, &in, payload, n);
@@ -343,19 +444,52 @@ void te_upstream_json(const struct te_upstream *u, struct te_jw *w)
 	te_jw_obj_close(w);
 }
 
-/* Generic mode: tinyedge/{device}/{module}/methods/{name}/{rid}. */
+/* A JSON object's "$version" (0 when it has none). */
+static int64_t json_version(const void *json, size_t n)
+{
+	struct te_diag quiet = { 0 };
+	struct te_json_doc d;
+	int64_t v = 0;
+	int t;
+
+	if (te_json_parse(&d, "desired", json, n, NULL, &quiet) == 0 &&
+	    d.tok[0].type == TE_JSON_OBJECT && (t = te_json_get(&d, 0, "$version")) >= 0)
+		te_json_int(&d, (unsigned)t, &v);
+	te_json_free(&d);
+	return v;
+}
+
+/* Generic mode: the retained deployment (tinyedge/{device}/deployment),
+ * desired patches (tinyedge/{device}/{module}/twin/desired, "$version"
+ * inside) and methods (tinyedge/{device}/{module}/methods/{name}/{rid}). */
 static void gen_inbound(struct te_upstream *u, const char *topic, size_t tlen,
 			const void *payload, size_t n)
 {
 	struct te_gen_in in;
+	char dep[TE_HOST_MAX + 32], err[300];
+	int64_t v;
 
-	if (te_gen_parse_topic(topic, tlen, u->device_id, &in) < 0 ||
-	    in.kind != TE_GEN_IN_METHOD) {
+	snprintf(dep, sizeof(dep), "tinyedge/%s/deployment", u->device_id);
+	if (tlen == strlen(dep) && !memcmp(topic, dep, tlen)) {
+		if (n && u->hooks && u->hooks->deployment)
+			u->hooks->deployment(u->hooks->ctx, 2, payload, n, json_version(payload, n),
+					     true);
+		return;
+	}
+	if (te_gen_parse_topic(topic, tlen, u->device_id, &in) < 0) {
 		te_warn("upstream", "ignored a message on an unexpected topic (%zu bytes)", tlen);
 		return;
 	}
-	method_call(u, strcmp(in.module, GEN_SELF) ? in.module : NULL, in.method, in.rid,
-		    payload, n);
+	if (in.kind == TE_GEN_IN_DESIRED) {
+		v = json_version(payload, n);
+		if (te_router_twin_desired(u->rt, in.module, payload, n, true, v, false, err,
+					   sizeof(err)) / 100 == 4)
+			te_warn("upstream", "module %s: desired patch refused: %s", in.module, err);
+		return;
+	}
+	if (in.kind == TE_GEN_IN_METHOD)
+		method_call(u, strcmp(in.module, GEN_SELF) ? in.module : NULL, in.method, in.rid,
+			    payload, n);
 }
 
 /* --- reported properties to the cloud --- */
@@ -418,9 +552,13 @@ void te_upstream_report(struct te_upstream *u, const char *module, const void *p
 	wlen = own ? (size_t)snprintf(wrapped, len + 1, "%.*s", (int)len, (const char *)patch)
 		   : (size_t)sprintf(wrapped, "{\"%s\":%.*s}", module, (int)len,
 				     (const char *)patch);
-	if (te_json_merge_patch(u->reported ? u->reported : "{}",
-				u->reported ? u->reported_len : 2, wrapped, wlen, out,
-				REPORTED_MAX, &olen, err, sizeof(err)) < 0) {
+	/* Nothing waits: the patch as it is (its nulls delete in the cloud). */
+	if (!u->reported && wlen < REPORTED_MAX) {
+		memcpy(out, wrapped, wlen);
+		u->reported = out;
+		u->reported_len = wlen;
+	} else if (te_json_merge_patch(u->reported, u->reported_len, wrapped, wlen, out,
+				       REPORTED_MAX, &olen, err, sizeof(err)) < 0) {
 		te_warn("upstream", "module %s: reported patch not sent: %s", module, err);
 		free(out);
 	} else {
@@ -467,7 +605,12 @@ static int send_subscribe(struct te_upstream *u)
 			subs[n] = (struct te_mqtt_sub){ { te_azure_subscriptions[n],
 							  strlen(te_azure_subscriptions[n]) }, 0 };
 	} else {
-		/* Methods for the daemon ("edge") and for each module. */
+		/* The deployment, desired patches for every module, methods for
+		 * the daemon ("edge") and for each module. */
+		snprintf(topics[n], sizeof(topics[n]), "tinyedge/%s/deployment", u->device_id);
+		subs[n] = (struct te_mqtt_sub){ { topics[n], strlen(topics[n]) }, 1 }, n++;
+		snprintf(topics[n], sizeof(topics[n]), "tinyedge/%s/+/twin/desired", u->device_id);
+		subs[n] = (struct te_mqtt_sub){ { topics[n], strlen(topics[n]) }, 1 }, n++;
 		for (unsigned i = 0; i <= u->rt->nports && n < SUBS_MAX; i++) {
 			const char *m = i == 0 ? GEN_SELF : u->rt->ports[i - 1]->name;
 

@@ -40,6 +40,21 @@ enum te_up_state {
 #define TE_UP_CALLS_MAX 16          /* cloud method calls waiting for modules */
 #define TE_UP_CALL_BIT 0x80000000u  /* te_port_call ids of cloud calls */
 
+/* What the daemon does with the cloud's deployments and built-in methods
+ * (set before the first connect; NULL: ignored / 404). */
+#define TE_AGENT_ID "$edgeAgent"  /* the identity of deployments and built-in methods */
+
+struct te_up_hooks {
+	/* The $edgeAgent (kind 0) or $edgeHub (1) twin's desired properties,
+	 * whole or a merge patch, or (2) a generic-mode deployment message. */
+	void (*deployment)(void *ctx, int kind, const char *json, size_t n, int64_t version,
+			   bool full);
+	/* A built-in $edgeAgent method: its status; *out malloc'd (or NULL). */
+	unsigned (*agent_method)(void *ctx, const char *method, const char *payload, size_t n,
+				 char **out, size_t *outlen);
+	void *ctx;
+};
+
 struct te_up_inflight {
 	uint16_t pid;       /* 0: free */
 	unsigned prio;
@@ -54,6 +69,7 @@ struct te_upstream {
 	uint32_t ep;               /* its store queue: $upstream or $upstream/MODULE */
 	struct te_azure_cs cs;     /* Azure: the parsed connection string */
 	struct te_router *rt;
+	const struct te_up_hooks *hooks;
 	enum te_up_state state;
 	/* Identity (Azure: from the connection string). */
 	char host[TE_HOST_MAX];
