@@ -19,6 +19,7 @@
 
 #include "control/cli.h"
 #include "control/commands.h"
+#include "control/metrics.h"
 #include "control/server.h"
 #include "core/err.h"
 #include "core/fs.h"
@@ -43,6 +44,7 @@ struct daemon {
 	struct te_upstream ups[1 + TE_UP_IDENTITIES_MAX]; /* the device's, then modules' */
 	unsigned nups;
 	struct te_ctl ctl;
+	struct te_metrics metrics;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
 	char manifest_path[PATH_MAX];
@@ -396,8 +398,12 @@ static int daemon_serve(struct daemon *d)
 	}
 	watch_manifest(d);
 	uplink_start(d);
+	te_metrics_init(&d->metrics, &d->loop, &d->cfg, &(struct te_metrics_src){
+		.sv = &d->sv, .ups = d->ups, .nups = &d->nups, .device_id = d->cfg.device_id });
+	d->ctl.metrics = &d->metrics.src;
 	te_info("agent", "ready");
 	r = te_loop_run(&d->loop);
+	te_metrics_free(&d->metrics);
 	te_ctl_close(&d->ctl);
 	if (d->inotify.fd >= 0)
 		close(d->inotify.fd);
