@@ -543,7 +543,9 @@ static void render_store(struct render *r)
 	struct qrows rows = { 0 };
 
 	render_store_totals(r, s);
-	if (s && te_store_foreach_queue(s, collect_queue, &rows) == -ENOMEM)
+	if (!s)
+		return;
+	if (te_store_foreach_queue(s, collect_queue, &rows) == -ENOMEM)
 		r->p->err = r->p->err ? r->p->err : -ENOMEM;
 	render_queues(r, &rows);
 	free(rows.q);
@@ -609,7 +611,7 @@ static const struct {
 	  "Published messages the cloud acknowledged (then deleted from the store).",
 	  TE_PROM_COUNTER, 0, up_acked },
 	{ "tinyedge_upstream_messages_dead_lettered_total",
-	  "Messages removed unsent because the cloud cannot take them (too large).",
+	  "Messages removed unsent: over the cloud's limits, or unreadable.",
 	  TE_PROM_COUNTER, 0, up_dead },
 	{ "tinyedge_upstream_inflight", "Messages published and not yet acknowledged.",
 	  TE_PROM_GAUGE, 0, up_inflight },

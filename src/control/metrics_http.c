@@ -211,9 +211,12 @@ static void on_client(struct te_loop *l, struct te_io *io, uint32_t ev)
 {
 	struct te_mhttp_client *c = (struct te_mhttp_client *)io;
 
-	if (c->out && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-		client_flush(c);
-	else if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
+	if (c->out) {  /* answering: input is no longer read */
+		if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+			client_flush(c);
+		return;
+	}
+	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP))
 		client_read(c);
 }
 

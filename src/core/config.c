@@ -1,5 +1,5 @@
-#include <ctype.h>
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
