@@ -127,6 +127,15 @@ static const struct command commands[] = {
 	  "be opened, why. 'purge ENDPOINT' deletes an endpoint's messages; 'peek\n"
 	  "ENDPOINT' prints them in delivery order as JSON without removing them\n"
 	  "(--limit, default 100)." },
+	{ "metrics", te_cmd_metrics, "metrics [--state-dir DIR]",
+	  "Print the daemon's figures in the Prometheus text format (0.0.4):\n"
+	  "per module messages in and out, drops, restarts, status, memory and\n"
+	  "CPU time; per route matched, delivered and drops by reason; the store's\n"
+	  "queues, size and bytes written; per uplink session online state and\n"
+	  "time, connects, failures, published and acknowledged messages; the\n"
+	  "daemon's memory, CPU time, uptime and version. The config's\n"
+	  "\"metrics\": {\"port\": 9600, \"address\": \"127.0.0.1\"} also serves them\n"
+	  "at http://ADDRESS:PORT/metrics. docs/metrics.md lists every metric." },
 	{ "twin", te_cmd_twin, "twin NAME [--desired PATCH]",
 	  "Print a module's twin as the daemon holds it:\n"
 	  "{\"desired\": {..., \"$version\": N}, \"reported\": {..., \"$version\": M}}.\n"

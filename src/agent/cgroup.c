@@ -48,6 +48,7 @@ static const struct { const char *name, *probe; } cg_ctrl[TE_CG_NCTRL] = {
 	[TE_CG_PIDS] = { "pids", "pids.max" },
 	[TE_CG_CPU] = { "cpu", "cpu.cfs_quota_us" },
 	[TE_CG_FREEZER] = { "freezer", "freezer.state" },
+	[TE_CG_CPUACCT] = { "cpuacct", "cpuacct.usage" },
 };
 
 /* Detection: per hierarchy, the daemon's own cgroup ("" = unknown). */
@@ -208,7 +209,7 @@ static bool cg_owned(const struct te_cgroups *cg, int i)
 static int cg_member(const struct te_cgroups *cg)
 {
 	static const int order[] = { TE_CG_PIDS, TE_CG_MEMORY, TE_CG_FREEZER,
-				     TE_CG_CPU };
+				     TE_CG_CPU, TE_CG_CPUACCT };
 	unsigned k;
 
 	for (k = 0; k < sizeof(order) / sizeof(order[0]); k++)
@@ -401,6 +402,7 @@ static int v2_setup(struct te_cgroups *cg, const char *own, char *note,
 	if ((err = v2_enable(inst, "memory")) || (err = v2_enable(inst, "pids")))
 		goto fail;
 	cpu = cpu && v2_enable(inst, "cpu") == 0;
+	/* cpu.stat's usage_usec is there with or without the cpu controller. */
 	for (i = 0; i < TE_CG_NCTRL; i++) {
 		cg->have[i] = i == TE_CG_FREEZER ? exists(inst, "cgroup.freeze")
 						 : i != TE_CG_CPU || cpu;
@@ -865,6 +867,29 @@ int te_cgroup_memory(struct te_cgroups *cg, const struct te_cgroup *c,
 		return r;
 	errno = 0;
 	*bytes = strtoull(buf, &end, 10);
+	return errno || end == buf || *end ? -EINVAL : 0;
+}
+
+int te_cgroup_cpu_usec(struct te_cgroups *cg, const struct te_cgroup *c,
+		       uint64_t *usec)
+{
+	char path[PATH_MAX], buf[32], *end;
+	bool v2 = cg->mode == TE_CG_V2;
+	long long v = 0;
+	int r;
+
+	if (!c->created || mod_path(cg, TE_CG_CPUACCT, c->module,
+				    v2 ? "cpu.stat" : "cpuacct.usage", path))
+		return -ENOENT;
+	if (v2) {
+		r = file_key(path, "usage_usec", &v);
+		*usec = (uint64_t)(v > 0 ? v : 0);
+		return r;
+	}
+	if ((r = file_read(path, buf, sizeof(buf))) < 0)
+		return r;
+	errno = 0;
+	*usec = strtoull(buf, &end, 10) / 1000;  /* nanoseconds */
 	return errno || end == buf || *end ? -EINVAL : 0;
 }
 

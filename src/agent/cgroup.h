@@ -7,7 +7,7 @@
  *   - cgroup v2 when the unified hierarchy offers the controllers we need
  *     (the daemon enables them in cgroup.subtree_control on the way down);
  *   - else cgroup v1, one directory per controller (memory, pids, cpu,
- *     freezer): /sys/fs/cgroup/<ctrl>/<own path>/<instance>/<module>.
+ *     freezer, cpuacct): /sys/fs/cgroup/<ctrl>/<own path>/<instance>/<module>.
  * Membership (which processes belong to a module, for kill-all) is tracked
  * by the pids controller in v1 (always created, with or without a limit)
  * and by the unified directory in v2.
@@ -33,8 +33,9 @@
 
 enum te_cgroup_mode { TE_CG_NONE, TE_CG_V1, TE_CG_V2 };
 
-/* v1 controllers we use; in v2 they are all in one directory. */
-enum { TE_CG_MEMORY, TE_CG_PIDS, TE_CG_CPU, TE_CG_FREEZER, TE_CG_NCTRL };
+/* v1 controllers we use; in v2 they are all in one directory. cpuacct
+ * only accounts (v1; often mounted with cpu, then one directory). */
+enum { TE_CG_MEMORY, TE_CG_PIDS, TE_CG_CPU, TE_CG_FREEZER, TE_CG_CPUACCT, TE_CG_NCTRL };
 
 struct te_cgroups {
 	enum te_cgroup_mode mode;
@@ -101,6 +102,12 @@ int te_cgroup_count(struct te_cgroups *cg, const struct te_cgroup *c);
  * (-ENOENT without a memory controller). */
 int te_cgroup_memory(struct te_cgroups *cg, const struct te_cgroup *c,
 		     uint64_t *bytes);
+
+/* CPU time the module's processes used, in microseconds (v1
+ * cpuacct.usage, v2 cpu.stat usage_usec), or -errno (-ENOENT without
+ * accounting). */
+int te_cgroup_cpu_usec(struct te_cgroups *cg, const struct te_cgroup *c,
+		       uint64_t *usec);
 
 /* Did the kernel's OOM killer act in this cgroup since creation?
  * (v1 memory.oom_control oom_kill, v2 memory.events oom_kill). */

@@ -19,6 +19,7 @@
 
 #include "control/cli.h"
 #include "control/commands.h"
+#include "control/metrics.h"
 #include "control/server.h"
 #include "core/err.h"
 #include "core/fs.h"
@@ -48,6 +49,7 @@ struct daemon {
 	struct te_up_hooks up_hooks;
 	struct te_deployer deploy;    /* cloud deployments, $edgeAgent reported */
 	struct te_ctl ctl;
+	struct te_metrics metrics;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
 	char manifest_path[PATH_MAX];
@@ -492,9 +494,13 @@ static int daemon_serve(struct daemon *d)
 	}
 	watch_manifest(d);
 	uplink_start(d);
+	te_metrics_init(&d->metrics, &d->loop, &d->cfg, &(struct te_metrics_src){
+		.sv = &d->sv, .ups = d->ups, .nups = &d->nups, .device_id = d->cfg.device_id });
+	d->ctl.metrics = &d->metrics.src;
 	te_deploy_start(&d->deploy);
 	te_info("agent", "ready");
 	r = te_loop_run(&d->loop);
+	te_metrics_free(&d->metrics);
 	te_ctl_close(&d->ctl);
 	te_deploy_free(&d->deploy);
 	if (d->inotify.fd >= 0)

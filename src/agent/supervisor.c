@@ -472,7 +472,11 @@ static void mod_cleanup(struct te_mod *md, const char *status_text, bool failure
 	if (md->port)
 		te_port_stopped(md->port);
 	if (sv->have_cgroups) {
+		uint64_t usec;
+
 		oom = te_cgroup_oom_killed(&sv->cgroups, &md->cg);
+		if (te_cgroup_cpu_usec(&sv->cgroups, &md->cg, &usec) == 0)
+			md->cpu_usec_past += usec;
 		te_cgroup_destroy(&sv->cgroups, &md->cg);
 	}
 	if (oom)

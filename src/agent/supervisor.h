@@ -77,6 +77,7 @@ struct te_mod {
 	bool has_exited;
 	uint64_t exec_ns;          /* spawn request to exec, last start */
 	uint64_t exit_mono_ns;     /* when the last exit was reaped */
+	uint64_t cpu_usec_past;    /* CPU time of its ended instances (cgroup) */
 	char reason[256];          /* why failed/backoff: exec error, limit, exit */
 };
 

@@ -1,5 +1,5 @@
-/* Client verbs that talk to a running daemon: list, logs, start, stop,
- * restart (protocol in server.h). */
+/* Client verbs that talk to a running daemon: list, stats, logs, start,
+ * stop, restart, queue, metrics, twin, ... (protocol in server.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,6 +386,32 @@ int te_cmd_queue(int argc, char **argv)
 		fwrite(buf, 1, len, stdout), rc = TE_EXIT_OK;
 	else if (rc < 0)
 		rc = print_queue(buf, len);
+	free(buf);
+	return rc;
+}
+
+/* --- metrics --- */
+
+int te_cmd_metrics(int argc, char **argv)
+{
+	struct te_cli cli;
+	size_t len;
+	char *buf;
+	int rc;
+
+	if (te_cli_parse(&cli, argc, argv, 0) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc)
+		return te_cli_usage_error(&cli, "unexpected argument '%s'", cli.argv[0]);
+	buf = te_ctl_call(&cli, "{\"cmd\":\"metrics\"}\n", &len);
+	if (!buf)
+		return TE_EXIT_FAIL;
+	/* Prometheus text starts with '#': only an error answer is JSON. */
+	rc = te_ctl_answer_error(&cli, buf, len);
+	if (rc < 0)
+		rc = fwrite(buf, 1, len, stdout) == len ? TE_EXIT_OK : TE_EXIT_FAIL;
 	free(buf);
 	return rc;
 }

@@ -19,6 +19,7 @@
 #include "hub/wire.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
+#include "metrics.h"
 #include "server.h"
 
 #define FOLLOW_POLL_MS 200
@@ -174,6 +175,23 @@ static void reply_list(struct te_ctl_client *c)
 		client_put(c, buf, len + 1);
 	}
 	free(buf);
+}
+
+/* `tinyedge metrics`: the Prometheus text, as GET /metrics answers it. */
+static void reply_metrics(struct te_ctl_client *c)
+{
+	struct te_prom p;
+	int r;
+
+	if (!c->ctl->metrics)
+		return client_error(c, 1, "metrics are not available");
+	te_prom_init_alloc(&p, 16384);
+	r = te_metrics_render(c->ctl->metrics, &p);
+	if (r < 0)
+		client_error(c, 1, te_strerror(r));
+	else
+		client_put(c, p.buf, p.len);
+	te_prom_free(&p);
 }
 
 /* Append the lines of md from c->next_seq on (no more than max). */
@@ -569,6 +587,8 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "call") && tb[RQ_MODULE] >= 0 &&
 	    te_json_streq(doc, (unsigned)tb[RQ_MODULE], "$edgeAgent"))
 		return reply_agent_call(c, doc, tb);
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "metrics"))
+		return reply_metrics(c);
 	if (tb[RQ_MODULE] < 0 || te_json_str(doc, (unsigned)tb[RQ_MODULE], name, sizeof(name), NULL) < 0)
 		return client_error(c, 2, "missing or invalid module name");
 	md = te_sv_find(sv, name);

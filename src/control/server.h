@@ -13,6 +13,7 @@
  *   {"cmd":"call","module":M,"method":X,"payload":P,"timeoutSecs":N}
  *                                          -> {"status":S,"payload":...}
  *     (module "$edgeAgent": the agent's built-in methods, answered at once)
+ *   {"cmd":"metrics"}                      -> Prometheus text (metrics.h)
  * Errors: {"error":"message","code":2} (2 = invalid request or no such
  * module, 1 = runtime failure). */
 #ifndef TE_SERVER_H
@@ -30,6 +31,8 @@
  * base64 (up to about 1.1 MiB), the others fit in a few hundred bytes.
  * The buffer grows only as a request needs it. */
 #define TE_CTL_REQ_MAX (2u << 20)
+
+struct te_metrics_src;
 
 struct te_ctl_client {
 	struct te_io io;
@@ -58,6 +61,7 @@ struct te_ctl {
 	struct te_timer follow_timer;
 	struct te_timer call_timer;  /* direct method calls time out */
 	uint32_t next_call_id;
+	const struct te_metrics_src *metrics;  /* for "metrics"; set by the daemon */
 	struct te_ctl_client clients[TE_CTL_CLIENTS];
 	char path[PATH_MAX];
 };

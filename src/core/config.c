@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ void te_config_defaults(struct te_config *c)
 	c->backoff.reset_after_secs = 600;
 	c->logs.ring_bytes = 64 * 1024;
 	c->deployment.probation_secs = 60;
+	snprintf(c->metrics.address, sizeof(c->metrics.address), "127.0.0.1");
 }
 
 /* --- sections --- */
@@ -347,6 +349,39 @@ static void cfg_deployment(struct cfg_ctx *x, int obj)
 		x->bad++;
 }
 
+static const struct te_json_policy metrics_policy[] = {
+	{ "port", TE_JSON_NUMBER, TE_JSON_REQUIRED },
+	{ "address", TE_JSON_STRING, 0 },
+};
+
+/* The HTTP endpoint: off unless configured; an IPv4 literal only, so the
+ * config says exactly which interface is exposed (no name lookups). */
+static void cfg_metrics(struct cfg_ctx *x, int obj)
+{
+	struct in_addr a;
+	char addr[TE_HOST_MAX];
+	int tb[2];
+
+	if (obj < 0)
+		return;
+	x->bad += te_json_read_object(x->doc, (unsigned)obj, "metrics", metrics_policy,
+				      2, tb, x->diag);
+	cfg_uint(x, tb[0], "metrics.port", 1, 65535, &x->c->metrics.port);
+	if (tb[1] < 0)
+		return;
+	if (te_jv_str(x->doc, (unsigned)tb[1], "metrics.address", addr, sizeof(addr), false,
+		      x->diag) < 0) {
+		x->bad++;
+	} else if (inet_pton(AF_INET, addr, &a) != 1) {
+		te_json_error(x->doc, x->diag, (unsigned)tb[1],
+			      "metrics.address must be an IPv4 address such as 127.0.0.1, not \"%s\"",
+			      addr);
+		x->bad++;
+	} else {
+		snprintf(x->c->metrics.address, sizeof(x->c->metrics.address), "%s", addr);
+	}
+}
+
 static const struct te_json_policy root_policy[] = {
 	{ "deviceId", TE_JSON_STRING, 0 },
 	{ "hostname", TE_JSON_STRING, 0 },
@@ -357,9 +392,10 @@ static const struct te_json_policy root_policy[] = {
 	{ "restartBackoff", TE_JSON_OBJECT, 0 },
 	{ "logs", TE_JSON_OBJECT, 0 },
 	{ "deployment", TE_JSON_OBJECT, 0 },
+	{ "metrics", TE_JSON_OBJECT, 0 },
 };
 enum { R_DEVICE, R_HOSTNAME, R_STATE, R_LEVEL, R_UPSTREAM, R_STORE, R_BACKOFF,
-       R_LOGS, R_DEPLOYMENT, R_N };
+       R_LOGS, R_DEPLOYMENT, R_METRICS, R_N };
 
 static void cfg_root(struct cfg_ctx *x)
 {
@@ -392,6 +428,7 @@ static void cfg_root(struct cfg_ctx *x)
 	cfg_backoff(x, tb[R_BACKOFF]);
 	cfg_logs(x, tb[R_LOGS]);
 	cfg_deployment(x, tb[R_DEPLOYMENT]);
+	cfg_metrics(x, tb[R_METRICS]);
 	cfg_upstream(x, tb[R_UPSTREAM], tb[R_DEVICE]);
 }
 

@@ -63,6 +63,10 @@ struct te_config {
 		unsigned initial_ms, max_ms, reset_after_secs;
 	} backoff;
 	struct {
+		unsigned port;           /* HTTP /metrics; 0 = none */
+		char address[16];        /* an IPv4 literal (127.0.0.1) */
+	} metrics;
+	struct {
 		unsigned ring_bytes;     /* per-module in-memory log ring */
 		bool persist;
 		bool syslog;

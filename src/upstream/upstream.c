@@ -836,6 +836,8 @@ static void in_process(struct te_upstream *u)
 static void up_close(struct te_upstream *u)
 {
 	if (u->io.fd >= 0) {
+		if (u->state == TE_UPS_ONLINE)
+			u->online_ms += te_now_ms() - u->online_since_ms;
 		if (u->io.active)
 			te_io_del(u->loop, &u->io);
 		close(u->io.fd);
@@ -1141,6 +1143,7 @@ int te_upstream_init(struct te_upstream *u, struct te_loop *loop,
 	int r;
 
 	memset(u, 0, sizeof(*u));
+	u->since_ms = te_now_ms();
 	u->loop = loop;
 	u->cfg = c;
 	u->rt = rt;

@@ -118,6 +118,8 @@ struct te_upstream {
 	uint32_t next_call;
 	/* Counters and state for list/queue. */
 	uint64_t published, acked, dead_lettered, connects, failures;
+	uint64_t since_ms;         /* te_upstream_init (te_now_ms) */
+	uint64_t online_ms;        /* online stretches that ended */
 	char last_error[256];
 };
 

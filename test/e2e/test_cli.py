@@ -3,7 +3,8 @@ import pytest
 
 from conftest import run, write_json
 
-VERBS = ["run", "check", "list", "logs", "start", "stop", "restart", "route", "module", "version", "help"]
+VERBS = ["run", "check", "list", "logs", "start", "stop", "restart", "route", "module", "metrics",
+         "version", "help"]
 
 
 def test_no_command_prints_usage_and_exits_2():

@@ -185,6 +185,19 @@ static void ready(int sync)
 }
 
 /* Touch 1 MiB (charged to the new memory cgroup), then wait. */
+/* 20 ms of CPU time (a forked child starts from zero), then wait. */
+static void child_spin(int sync)
+{
+	struct timespec ts;
+
+	do
+		clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	while (ts.tv_sec == 0 && ts.tv_nsec < 20000000);
+	ready(sync);
+	for (;;)
+		pause();
+}
+
 static void child_pause(int sync)
 {
 	static char mem[1 << 20];
@@ -345,6 +358,31 @@ static void test_limits(void)
 	TAP_OK(!any_dir(&cg, "lim"), "destroy removes the directories");
 	te_cgroup_destroy(&cg, &c);
 	TAP_OK(!c.created, "destroy twice");
+}
+
+static void test_cpu_accounting(struct te_cgroups *g)
+{
+	const char *file = g->mode == TE_CG_V2 ? "cpu.stat" : "cpuacct.usage";
+	struct te_cgroup c;
+	char err[256];
+	uint64_t us = 0;
+	pid_t pid;
+
+	if (!g->root[TE_CG_CPUACCT][0]) {
+		TAP_OK(1, "# SKIP no cpuacct hierarchy");
+		return;
+	}
+	TAP_EQ_INT(te_cgroup_create(g, &c, "acct", &nolim, err, sizeof(err)), 0,
+		   "%s: create: %s", file, err);
+	pid = spawn(&c, child_spin);
+	TAP_EQ_INT(te_cgroup_cpu_usec(g, &c, &us), 0, "%s: CPU time readable", file);
+	TAP_OK(us >= 10000 && us < 60000000, "%s: about the 20 ms the child spun: %llu us",
+	       file, (unsigned long long)us);
+	te_cgroup_kill(g, &c);
+	wait_for(pid);
+	te_cgroup_destroy(g, &c);
+	TAP_EQ_INT(te_cgroup_cpu_usec(g, &c, &us), -ENOENT, "%s: none once the cgroup is gone",
+		   file);
 }
 
 static void test_limit_edges(void)
@@ -542,6 +580,8 @@ static void test_v2_membership(void)
 	g.have[TE_CG_FREEZER] = access(mpath(&g, TE_CG_FREEZER, "", "cgroup.freeze"), F_OK) == 0;
 	g.has_kill = access(mpath(&g, TE_CG_PIDS, "", "cgroup.kill"), F_OK) == 0;
 	TAP_OK(g.has_kill && g.have[TE_CG_FREEZER], "cgroup.kill and cgroup.freeze");
+	snprintf(g.root[TE_CG_CPUACCT], PATH_MAX, "%s", dir);  /* cpu.stat is always there */
+	test_cpu_accounting(&g);
 	kill_tree(&g, "v2 cgroup.kill");
 	g.has_kill = false;
 	kill_tree(&g, "v2 cgroup.freeze");
@@ -565,6 +605,7 @@ static int run_tests(void)
 	}
 	test_limits();
 	test_limit_edges();
+	test_cpu_accounting(&cg);
 	test_pids_enforced();
 	test_memory_enforced();
 	test_kill_all();

@@ -30,6 +30,17 @@ static void test_defaults(void)
 	TAP_EQ_INT(cfg.store.ttl_secs, 7200, "default TTL 7200 s");
 	TAP_EQ_INT(cfg.log_level, TE_LOG_INFO, "default log level info");
 	TAP_OK(te_config_valid_id(cfg.device_id), "default device id is valid: %s", cfg.device_id);
+	TAP_EQ_INT(cfg.metrics.port, 0, "no metrics endpoint by default");
+}
+
+static void test_metrics(void)
+{
+	TAP_EQ_INT(load("{\"metrics\": {\"port\": 9600}}"), 0, "metrics with a port");
+	TAP_EQ_INT(cfg.metrics.port, 9600, "metrics.port");
+	TAP_EQ_STR(cfg.metrics.address, "127.0.0.1", "metrics.address defaults to loopback");
+	TAP_EQ_INT(load("{\"metrics\": {\"port\": 1, \"address\": \"0.0.0.0\"}}"), 0,
+		   "an explicit address");
+	TAP_EQ_STR(cfg.metrics.address, "0.0.0.0", "metrics.address");
 }
 
 static void test_full(void)
@@ -81,6 +92,15 @@ static const struct {
 	{ "{\"restartBackoff\": {\"initialMs\": 5000, \"maxMs\": 100}}", "maxMs (100) is less than initialMs (5000)" },
 	{ "{\"logs\": {\"ringBytes\": 1.5}}", "logs.ringBytes must be an integer" },
 	{ "{\"logs\": {\"color\": true}}", "unknown key \"color\" in logs" },
+	{ "{\"metrics\": {\"port\": 0}}", "metrics.port must be an integer from 1 to 65535" },
+	{ "{\"metrics\": {\"port\": 65536}}", "metrics.port must be an integer from 1 to 65535" },
+	{ "{\"metrics\": {\"port\": \"9600\"}}", "metrics.port must be a number" },
+	{ "{\"metrics\": {}}", "metrics: missing required key \"port\"" },
+	{ "{\"metrics\": {\"port\": 9600, \"address\": \"localhost\"}}", "metrics.address must be an IPv4 address such as 127.0.0.1, not \"localhost\"" },
+	{ "{\"metrics\": {\"port\": 9600, \"address\": \"::1\"}}", "metrics.address must be an IPv4 address" },
+	{ "{\"metrics\": {\"port\": 9600, \"address\": \"127.0.0.256\"}}", "metrics.address must be an IPv4 address" },
+	{ "{\"metrics\": {\"port\": 9600, \"path\": \"/m\"}}", "unknown key \"path\" in metrics" },
+	{ "{\"metrics\": true}", "metrics must be an object" },
 };
 
 static void test_bad(void)
@@ -147,6 +167,7 @@ int main(void)
 {
 	test_defaults();
 	test_full();
+	test_metrics();
 	test_bad();
 	test_many_problems_reported();
 	test_azure_sets_device_id();
