@@ -290,6 +290,8 @@ static int deploy_apply(struct te_deployer *dp, struct te_manifest *m, char *err
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	for (unsigned i = 0; i < d->nups; i++)
+		te_upstream_twin_refresh(&d->ups[i]);
 	return 0;
 }
 

@@ -178,6 +178,13 @@ static void azure_get_twin(struct te_upstream *u)
 		azure_send(u, topic, "", 0);
 }
 
+void te_upstream_twin_refresh(struct te_upstream *u)
+{
+	if (u->loop && u->state == TE_UPS_ONLINE && u->cfg->protocol == TE_UP_AZURE &&
+	    !(u->id && u->id->module[0] == '$'))
+		azure_get_twin(u);
+}
+
 /* A method's answer: IoT Hub's topic, or generic mode's under module
  * (GEN_SELF for the daemon's own methods). */
 static void method_answer(struct te_upstream *u, const char *module, unsigned status,

@@ -148,6 +148,10 @@ void te_upstream_json(const struct te_upstream *u, struct te_jw *w);
 void te_upstream_report(struct te_upstream *u, const char *module, const void *patch,
 			uint32_t len);
 
+/* Modules were added: fetch the twin again so that their desired
+ * properties in it reach them (Azure; not the $edgeAgent/$edgeHub ones). */
+void te_upstream_twin_refresh(struct te_upstream *u);
+
 /* A module answered a cloud direct method (ids with TE_UP_CALL_BIT). */
 void te_upstream_method_result(struct te_upstream *u, uint32_t id, uint32_t status,
 			       const void *body, uint32_t n);

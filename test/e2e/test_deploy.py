@@ -134,7 +134,29 @@ def test_cloud_deployment_adds_changes_and_removes_modules(tmp_path, daemons):
         assert rep["version"]["version"]
         assert "local" not in rep["modules"]
         echo_pid = rt.modules()["echo"]["pid"]
+
+        # The built-in methods on the $edgeAgent identity, as Azure.
+        agent = s["agent"]
+        status, body = agent.invoke("ping")
+        assert status == 200, body
+        before = rt.modules()["echo"]["restartCount"]
+        status, body = agent.invoke("RestartModule", {"schemaVersion": "1.0", "id": "echo"})
+        assert status == 200, body
+        rt.wait(lambda m: m["echo"]["restartCount"] == before + 1 and
+                m["echo"]["runtimeStatus"] == "running", what="echo restarted")
+        status, body = agent.invoke("RestartModule", {"schemaVersion": "1.0", "id": "nope"})
+        assert status == 500 and "nope" in body["message"], body
+        status, body = agent.invoke("GetModuleLogs", {
+            "schemaVersion": "1.0", "items": [{"id": "^(echo|filter)$", "filter": {"tail": 5}}],
+            "encoding": "none", "contentType": "text"})
+        assert status == 200 and sorted(i["id"] for i in body) == ["echo", "filter"], body
+        status, body = agent.invoke("GetTaskStatus", {"schemaVersion": "1.0",
+                                                      "correlationId": "0000"})
+        assert status == 200 and body["status"] == "Unknown", body
+        status, body = agent.invoke("Reboot")
+        assert status == 400, body
         filter_pid = rt.modules()["filter"]["pid"]
+        echo_pid = rt.modules()["echo"]["pid"]
 
         # A patch: change filter (restarted), remove echo, add sink.
         v = s["agent"].set_desired({"modules": {

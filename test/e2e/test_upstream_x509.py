@@ -52,7 +52,7 @@ def broker_log(broker):
     return (broker.tmp / f"mosquitto-{broker.port}.log").read_text(errors="replace")
 
 
-def cert_subscriber(broker, pki, topic="tinyedge/#"):
+def cert_subscriber(broker, pki, topic="tinyedge/+/+/+"):
     """paho, with the RSA client certificate (the broker requires one)."""
     return Subscriber(broker, topic=topic, ca=str(pki / "ca.pem"),
                       cert=str(pki / "client-rsa.pem"), key=str(pki / "client-rsa.key"))
