@@ -172,8 +172,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: tinyedge COMMAND [OPTIONS]\n\n"
 		   "An IoT edge runtime in one static binary: supervised modules in Linux\n"
-		   "namespaces and message routes between them (the offline store and the\n"
-		   "MQTT/TLS uplink are being built).\n\ncommands:\n");
+		   "namespaces, message routes between them, an offline store, module\n"
+		   "twins and an MQTT/TLS uplink to Azure IoT Hub or any MQTT broker.\n"
+		   "Documentation: README.md and docs/ in the source tree.\n\ncommands:\n");
 	for (unsigned i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  tinyedge %s\n", commands[i].synopsis);
 	fprintf(f, "\nEvery command takes --help and --state-dir DIR.\n"

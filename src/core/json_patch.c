@@ -20,6 +20,7 @@ static const struct te_json_limits patch_limits = {
 struct patch {
 	const struct te_json_doc *d;  /* the document */
 	const struct te_json_doc *p;  /* the patch */
+	unsigned flags;               /* TE_JSON_PATCH_* */
 	struct te_jw w;
 };
 
@@ -170,7 +171,7 @@ static void merge(struct patch *x, int t, unsigned p)
 		TE_JSON_FOREACH_MEMBER(D, (unsigned)t, k, v) {
 			int pv = member(P, p, D, k);
 
-			if (is(P, pv, TE_JSON_NULL))
+			if (is(P, pv, TE_JSON_NULL) && !(x->flags & TE_JSON_PATCH_COMPOSE))
 				continue;  /* deleted */
 			key_copy(&x->w, D, k);
 			if (pv < 0)
@@ -180,11 +181,14 @@ static void merge(struct patch *x, int t, unsigned p)
 		}
 	}
 	TE_JSON_FOREACH_MEMBER(P, p, k, v) {
-		if (P->tok[v].type == TE_JSON_NULL ||
+		if ((P->tok[v].type == TE_JSON_NULL && !(x->flags & TE_JSON_PATCH_COMPOSE)) ||
 		    (tobj && member(D, (unsigned)t, P, k) >= 0))
 			continue;  /* nothing to delete, or merged above */
 		key_copy(&x->w, P, k);
-		merge(x, -1, v);
+		if (x->flags & TE_JSON_PATCH_COMPOSE)
+			value_copy(&x->w, P, v);  /* its nulls are deletions to keep */
+		else
+			merge(x, -1, v);
 	}
 	te_jw_obj_close(&x->w);
 }
@@ -193,10 +197,18 @@ int te_json_merge_patch(const char *doc, size_t dlen, const char *patch,
 			size_t plen, char *out, size_t cap, size_t *outlen,
 			char *err, size_t errlen)
 {
+	return te_json_merge_patch_ex(doc, dlen, patch, plen, 0, out, cap, outlen, err,
+				      errlen);
+}
+
+int te_json_merge_patch_ex(const char *doc, size_t dlen, const char *patch,
+			   size_t plen, unsigned flags, char *out, size_t cap,
+			   size_t *outlen, char *err, size_t errlen)
+{
 	struct errbuf eb = { err, errlen };
 	struct te_diag diag = { .emit = err_emit, .ctx = &eb };
 	struct te_json_doc d = { 0 }, p = { 0 };
-	struct patch x = { .d = &d, .p = &p };
+	struct patch x = { .d = &d, .p = &p, .flags = flags };
 	int r;
 
 	if (errlen)
@@ -204,7 +216,7 @@ int te_json_merge_patch(const char *doc, size_t dlen, const char *patch,
 	r = te_json_parse(&d, "doc", doc, dlen, &patch_limits, &diag);
 	if (!r)
 		r = te_json_parse(&p, "patch", patch, plen, &patch_limits, &diag);
-	if (!r)
+	if (!r && !(flags & TE_JSON_PATCH_ANY_NAMES))
 		r = patch_keys(&p, &diag);
 	if (!r) {
 		te_jw_init(&x.w, out, cap);

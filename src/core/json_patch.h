@@ -60,4 +60,23 @@ int te_json_merge_patch(const char *doc, size_t dlen, const char *patch,
 			size_t plen, char *out, size_t cap, size_t *outlen,
 			char *err, size_t errlen);
 
+/* The same with flags:
+ *   TE_JSON_PATCH_COMPOSE    doc is itself a patch not yet applied (say,
+ *                            one waiting to be sent): the patch's null
+ *                            members are kept as nulls rather than dropped,
+ *                            so the result deletes what either would.
+ *                            (One case is not exact: a non-object member in
+ *                            doc (null included) followed by an object in
+ *                            the patch becomes that object, which merges
+ *                            into the target's old value rather than
+ *                            replacing it: merge patch cannot say both.)
+ *   TE_JSON_PATCH_ANY_NAMES  property names are not checked (the patch's
+ *                            names were checked where it came from; the
+ *                            caller wraps it under a name of its own). */
+#define TE_JSON_PATCH_COMPOSE 1u
+#define TE_JSON_PATCH_ANY_NAMES 2u
+int te_json_merge_patch_ex(const char *doc, size_t dlen, const char *patch,
+			   size_t plen, unsigned flags, char *out, size_t cap,
+			   size_t *outlen, char *err, size_t errlen);
+
 #endif

@@ -564,8 +564,9 @@ void te_upstream_report(struct te_upstream *u, const char *module, const void *p
 		memcpy(out, wrapped, wlen);
 		u->reported = out;
 		u->reported_len = wlen;
-	} else if (te_json_merge_patch(u->reported, u->reported_len, wrapped, wlen, out,
-				       REPORTED_MAX, &olen, err, sizeof(err)) < 0) {
+	} else if (te_json_merge_patch_ex(u->reported, u->reported_len, wrapped, wlen,
+					  TE_JSON_PATCH_COMPOSE | TE_JSON_PATCH_ANY_NAMES, out,
+					  REPORTED_MAX, &olen, err, sizeof(err)) < 0) {
 		te_warn("upstream", "module %s: reported patch not sent: %s", module, err);
 		free(out);
 	} else {

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import FAST_CONFIG, manifest, run, write_json
+from conftest import FAST_CONFIG, Runtime, manifest, run, sh_module, write_json
 from test_messages import builtin
 from test_store import peek, queue, start
 
@@ -164,6 +164,36 @@ def test_offline_backlog_drains_in_order_when_the_broker_comes(tmp_path, daemons
         # The daemon retries within its backoff (at most ~2 s here).
         assert sub.wait(300, timeout=40) == 300, rt.daemon.text()
         assert sub.seqs() == list(range(300))
+    finally:
+        sub.stop()
+        broker.stop()
+
+
+def test_offline_edge_agent_reports_are_merged_with_their_nulls(tmp_path, daemons, pki):
+    # Offline, the $edgeAgent reported patches (a module started, another
+    # removed) wait merged into one; it reaches the broker when it comes,
+    # with the removed module as null (a deletion in the cloud's twin).
+    topic = "tinyedge/+/$edgeAgent/twin/reported/+"
+    broker = Broker(tmp_path, pki).start()
+    Subscriber(broker, topic=topic, ca=str(pki / "ca.pem")).stop()
+    broker.stop()
+    mods = {"keep": sh_module("sleep 1000"), "gone": sh_module("sleep 1000")}
+    rt = Runtime(tmp_path, daemons, mods, config=mqtt_config(broker, pki))
+    rt.wait_status("keep", "running")
+    rt.wait_status("gone", "running")
+    time.sleep(1.5)  # the report is built once a second
+    rt.redeploy({"keep": mods["keep"]})
+    rt.wait(lambda m: "gone" not in m, what="gone removed")
+    time.sleep(1.5)
+    assert "not sent" not in rt.daemon.text()
+    broker.start()
+    sub = Subscriber(broker, topic=topic, ca=str(pki / "ca.pem"))
+    try:
+        assert sub.wait(1, timeout=40) >= 1, rt.daemon.text()
+        first = json.loads(sub.msgs[0][1])
+        assert first["modules"]["gone"] is None, first
+        assert first["modules"]["keep"]["runtimeStatus"] == "running", first
+        assert "not sent" not in rt.daemon.text()
     finally:
         sub.stop()
         broker.stop()

@@ -269,8 +269,62 @@ static void test_size(void)
 	TAP_EQ_INT(r, -TE_ENOSPACE, "...and refused with a buffer one byte short");
 }
 
+/* apply(out of buf) <- te_json_merge_patch_ex; 0 or the error. */
+static int mpx(const char *doc, const char *patch, unsigned flags, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	return te_json_merge_patch_ex(doc, strlen(doc), patch, strlen(patch), flags, buf, cap,
+				      &n, err, sizeof(err));
+}
+
+/* Two patches composed into one do to a document what the two do one after
+ * the other (but for the case json_patch.h names: a non-object, then an
+ * object): nulls are kept, names are not checked with ANY_NAMES. */
+static void test_compose(void)
+{
+	static const char *const docs[] = {
+		"{}", "{\"a\":1,\"b\":{\"c\":2,\"d\":3},\"e\":[1]}", "[1]",
+		"{\"b\":{\"c\":{\"x\":1}},\"f\":\"s\"}",
+	};
+	static const char *const pairs[][2] = {
+		{ "{\"a\":null}", "{\"b\":{\"c\":5}}" },
+		{ "{\"b\":{\"d\":null}}", "{\"b\":{\"c\":null,\"n\":1}}" },
+		{ "{\"a\":7}", "{\"a\":null}" },
+		{ "{\"b\":{\"c\":{\"y\":2}}}", "{\"b\":{\"c\":{\"x\":null}}}" },
+		{ "{\"e\":null,\"g\":{\"h\":null}}", "{\"f\":[null]}" },
+		{ "{\"b\":{\"q\":5}}", "{\"b\":{\"c\":1,\"q\":null}}" },
+	};
+	static char one[4096], two[4096], comp[4096], via[4096];
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		for (size_t j = 0; j < sizeof(pairs) / sizeof(pairs[0]); j++) {
+			int r = mpx(docs[i], pairs[j][0], 0, one, sizeof(one));
+
+			r = r ? r : mpx(one, pairs[j][1], 0, two, sizeof(two));
+			r = r ? r : mpx(pairs[j][0], pairs[j][1], TE_JSON_PATCH_COMPOSE, comp,
+					sizeof(comp));
+			r = r ? r : mpx(docs[i], comp, 0, via, sizeof(via));
+			TAP_OK(r == 0 && strcmp(two, via) == 0, "%s then %s on %s = %s composed",
+			       pairs[j][0], pairs[j][1], docs[i], comp);
+			if (r || strcmp(two, via))
+				printf("#   got %d \"%s\" vs \"%s\" (%s)\n", r, two, via, err);
+		}
+	}
+	TAP_EQ_INT(mpx("{\"a\":1}", "{\"a\":null,\"b\":{\"c\":null}}", TE_JSON_PATCH_COMPOSE,
+		       comp, sizeof(comp)), 0, "compose keeps the nulls");
+	TAP_EQ_STR(comp, "{\"a\":null,\"b\":{\"c\":null}}", "...as nulls");
+	TAP_EQ_INT(mpx("{}", "{\"$edgeAgent\":{\"x\":1}}", 0, comp, sizeof(comp)), -TE_EINVALID,
+		   "a '$' name is refused by default");
+	TAP_EQ_INT(mpx("{\"m\":{\"y\":null}}", "{\"$edgeAgent\":{\"x\":1}}",
+		       TE_JSON_PATCH_ANY_NAMES | TE_JSON_PATCH_COMPOSE, comp, sizeof(comp)), 0,
+		   "...and taken with ANY_NAMES");
+	TAP_EQ_STR(comp, "{\"m\":{\"y\":null},\"$edgeAgent\":{\"x\":1}}", "...nulls kept");
+}
+
 int main(void)
 {
+	test_compose();
 	test_rfc_appendix();
 	test_rfc_example();
 	test_twin_shapes();
