@@ -46,6 +46,8 @@ CPPFLAGS_TE := -D_GNU_SOURCE -Isrc -Isrc/core -Iinclude -I$(JSMN_INC) -I$(LMDB_I
 CFLAGS_TE := -std=gnu11 $(OPTFLAGS) $(WARN) -ffunction-sections -fdata-sections \
 	-fno-asynchronous-unwind-tables -fno-unwind-tables $(CFLAGS)
 LDFLAGS_TE := -static -Wl,--gc-sections $(LDFLAGS)
+# musl has these in libc; glibc (a Yocto default) needs them named.
+LDLIBS_TE := -lm -lpthread
 
 SRCS := $(sort $(wildcard src/*/*.c))
 MAIN := src/main.c
@@ -122,7 +124,7 @@ $(BUILD)/obj/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 	@$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) -MMD -MP -c $< -o $@
 
 $(BUILD)/tinyedge.debug: $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB)
-	$(CC) $(CFLAGS_TE) $(LDFLAGS_TE) -o $@ $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB)
+	$(CC) $(CFLAGS_TE) $(LDFLAGS_TE) -o $@ $(OBJS) $(LMDB_LIB) $(BEARSSL_LIB) $(LDLIBS_TE)
 
 $(SDK_LIB): $(SDK_SRCS:%.c=$(BUILD)/obj/%.o)
 	@rm -f $@ && $(AR) rcs $@ $^

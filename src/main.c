@@ -168,6 +168,34 @@ static const struct command *find_command(const char *name)
 	return NULL;
 }
 
+/* What `version` says the binary is for. */
+#if defined(__GLIBC__)
+#define TE_LIBC "glibc"
+#elif defined(__UCLIBC__)
+#define TE_LIBC "uclibc"
+#else
+#define TE_LIBC "musl"
+#endif
+#if defined(__x86_64__)
+#define TE_ARCH "x86_64"
+#elif defined(__i386__)
+#define TE_ARCH "i386"
+#elif defined(__aarch64__)
+#define TE_ARCH "aarch64"
+#elif defined(__arm__)
+#define TE_ARCH "arm"
+#elif defined(__mips__) && defined(__MIPSEL__)
+#define TE_ARCH "mipsel"
+#elif defined(__mips__)
+#define TE_ARCH "mips"
+#elif defined(__riscv) && __riscv_xlen == 64
+#define TE_ARCH "riscv64"
+#elif defined(__powerpc__)
+#define TE_ARCH "powerpc"
+#else
+#define TE_ARCH "unknown-arch"
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: tinyedge COMMAND [OPTIONS]\n\n"
@@ -216,9 +244,9 @@ int te_cmd_version(int argc, char **argv)
 		return te_cli_usage_error(&cli, "unexpected argument '%s'", cli.argv[0]);
 	printf("tinyedge %s\n"
 	       "commit: %s\n"
-	       "build: %s %s, static, musl\n"
+	       "build: %s %s, static, %s, %s\n"
 	       "dependencies: lmdb %s, bearssl %s, jsmn %s\n",
-	       TE_VERSION, TE_GIT_COMMIT, TE_BUILD_CC, TE_BUILD_CFLAGS,
+	       TE_VERSION, TE_GIT_COMMIT, TE_BUILD_CC, TE_BUILD_CFLAGS, TE_LIBC, TE_ARCH,
 	       TE_DEP_LMDB, TE_DEP_BEARSSL, TE_DEP_JSMN);
 	return TE_EXIT_OK;
 }
