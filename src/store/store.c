@@ -77,6 +77,12 @@ static int env_fail(struct te_store *s, char *err, size_t errlen, const char *wh
 			    "move it away to start an empty store", s->file, what, mdb_strerror(mrc));
 	if (rc == -ENOSPC || rc == -TE_ELIMIT)
 		return fail(err, errlen, rc, "store %s: %s: no space left (device or map)", s->file, what);
+	/* LMDB maps its files shared from a writable fd: JFFS2 (and an
+	 * overlay on it, OpenWrt's usual /overlay) refuses that. */
+	if (mrc == EINVAL || mrc == ENODEV)
+		return fail(err, errlen, rc, "store %s: %s: %s (a filesystem without shared "
+			    "writable mmap, such as JFFS2, does this: put the state dir on tmpfs, "
+			    "UBIFS, ext4 or f2fs)", s->file, what, mdb_strerror(mrc));
 	return fail(err, errlen, rc, "store %s: %s: %s", s->file, what, mdb_strerror(mrc));
 }
 
