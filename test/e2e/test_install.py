@@ -1,0 +1,125 @@
+"""make install DESTDIR=...: the exact tree, its modes, and installed files that work."""
+import os
+import stat
+import subprocess
+
+import pytest
+
+from conftest import BIN, ROOT, run
+
+BASE = {
+    "etc": 0o755,
+    "etc/tinyedge": 0o755,
+    "etc/tinyedge/config.json": 0o600,
+    "etc/tinyedge/deployment.json": 0o644,
+    "usr": 0o755,
+    "usr/bin": 0o755,
+    "usr/bin/tinyedge": 0o755,
+    "usr/include": 0o755,
+    "usr/include/tinyedge": 0o755,
+    "usr/include/tinyedge/module.h": 0o644,
+    "usr/include/tinyedge/wire.h": 0o644,
+    "usr/lib": 0o755,
+    "usr/lib/libtinyedge-module.a": 0o644,
+    "var": 0o755,
+    "var/lib": 0o755,
+    "var/lib/tinyedge": 0o700,
+}
+
+SERVICE = {
+    "sysv": {
+        "etc/init.d": 0o755,
+        "etc/init.d/tinyedge": 0o755,
+        "etc/default": 0o755,
+        "etc/default/tinyedge": 0o644,
+    },
+    "procd": {
+        "etc/init.d": 0o755,
+        "etc/init.d/tinyedge": 0o755,
+        "etc/config": 0o755,
+        "etc/config/tinyedge": 0o644,
+    },
+    "systemd": {
+        "usr/lib/systemd": 0o755,
+        "usr/lib/systemd/system": 0o755,
+        "usr/lib/systemd/system/tinyedge.service": 0o644,
+    },
+    "none": {},
+}
+
+# The service file each INIT installs, from rootfs/.
+SOURCE = {
+    "sysv": ("etc/init.d/tinyedge", "etc/init.d/tinyedge"),
+    "procd": ("etc/init.d/tinyedge.procd", "etc/init.d/tinyedge"),
+    "systemd": ("lib/systemd/system/tinyedge.service", "usr/lib/systemd/system/tinyedge.service"),
+}
+
+
+def make_install(destdir, *extra):
+    """make -s install against the already built binary; CompletedProcess."""
+    return subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={destdir}",
+                           f"BUILD={os.path.dirname(BIN)}", *extra],
+                          capture_output=True, text=True, timeout=600)
+
+
+def tree(root):
+    """{relative path: permission bits} of everything under root."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            found[os.path.relpath(path, root)] = stat.S_IMODE(os.lstat(path).st_mode)
+    return found
+
+
+def fmt(modes):
+    return "\n".join(f"{m:04o} {p}" for p, m in sorted(modes.items()))
+
+
+@pytest.mark.parametrize("init", ["sysv", "procd", "systemd", "none"])
+def test_install_tree_and_modes(tmp_path, init):
+    dest = tmp_path / "root"
+    r = make_install(dest, f"INIT={init}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    want = dict(BASE, **SERVICE[init])
+    assert fmt(tree(dest)) == fmt(want)
+    # install(1) gives the installing user's ids (root here), not the tree's.
+    st = os.stat(dest / "usr/bin/tinyedge")
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+    with open(BIN, "rb") as a, open(dest / "usr/bin/tinyedge", "rb") as b:
+        assert a.read() == b.read()
+    if init in SOURCE:
+        src, dst = SOURCE[init]
+        with open(os.path.join(ROOT, "rootfs", src)) as f:
+            assert (dest / dst).read_text() == f.read(), "PREFIX=/usr must install it unchanged"
+
+
+def test_installed_json_passes_check(tmp_path):
+    dest = tmp_path / "root"
+    r = make_install(dest)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # The deployment names /usr/bin/tinyedge: check it against this build.
+    dep = tmp_path / "deployment.json"
+    dep.write_text((dest / "etc/tinyedge/deployment.json").read_text()
+                   .replace("/usr/bin/tinyedge", BIN))
+    r = run("check", "-c", str(dest / "etc/tinyedge/config.json"), "-m", str(dep))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_prefix_rewrites_service_paths(tmp_path):
+    dest = tmp_path / "root"
+    r = make_install(dest, "PREFIX=/opt/te", "INIT=systemd")
+    assert r.returncode == 0, r.stdout + r.stderr
+    unit = (dest / "opt/te/lib/systemd/system/tinyedge.service").read_text()
+    assert "ExecStart=/opt/te/bin/tinyedge run" in unit
+    assert "/usr/bin/tinyedge" not in unit
+    assert (dest / "opt/te/bin/tinyedge").exists()
+
+
+@pytest.mark.parametrize("init", ["bogus", "sysv procd", "SYSV"])
+def test_unknown_init_is_an_error(tmp_path, init):
+    dest = tmp_path / "root"
+    r = make_install(dest, f"INIT={init}")
+    assert r.returncode != 0
+    assert "INIT must be one of sysv procd systemd none" in r.stderr
+    assert not dest.exists(), "nothing may be installed"
