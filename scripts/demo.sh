@@ -36,11 +36,13 @@ echo "== tinyedge call filter ping (a direct method)"
 echo
 echo "== tinyedge queue (the offline store: \$upstream waits here for the uplink)"
 "$bin" queue --state-dir "$tmp/state"
+# shellcheck disable=SC2016 # $upstream: an endpoint name, not a variable
 "$bin" queue peek '$upstream' --limit 1 --state-dir "$tmp/state"
 echo
 echo "== tinyedge route test: a route condition against one message"
 echo "   FROM /messages/* WHERE \$body.machine.temperature > 25 INTO \$upstream"
 echo '{"machine": {"temperature": 27.5}}' > "$tmp/body.json"
+# shellcheck disable=SC2016 # $body, $upstream: the route language's
 "$bin" route test 'FROM /messages/* WHERE $body.machine.temperature > 25 INTO $upstream' \
 	--sys contentType=application/json --sys contentEncoding=utf-8 --body "$tmp/body.json"
 echo
