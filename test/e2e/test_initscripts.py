@@ -10,6 +10,7 @@ plain-shell path); the daemon logging to syslog or to LOG_FILE.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -18,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, ROOT, SAMPLE_CONFIG, sample_deployment
 from test_install import make_install
 
 APPLETS = ["sh", "cat", "tr", "readlink", "dirname", "mkdir", "rm", "sleep", "kill",
@@ -307,3 +308,155 @@ def test_start_failure_is_reported(device):
 def test_usage(device):
     r = device.init("bogus")
     assert r.returncode == 2 and "Usage:" in r.stderr
+
+
+# --- the procd script (OpenWrt) -------------------------------------------
+#
+# There is no procd here: this harness defines the rc.common, UCI and procd
+# functions the script calls (config_load parses a UCI file; procd_* and
+# start record their arguments), sources the script and calls its functions.
+# It checks what the script asks procd for, not procd itself.
+
+PROCD_HARNESS = r"""
+rec=$1 script=$2
+shift 2
+config_load() {
+	section=
+	while read -r kw key val; do
+		case "$kw" in
+		config) section=$(echo "$val" | tr -d "'\"") ;;
+		option) val=$(echo "$val" | sed "s/^'\(.*\)'$/\1/; s/^\"\(.*\)\"$/\1/")
+			eval "CONFIG_${section}_${key}=\$val" ;;
+		esac
+	done <"$UCI"
+}
+config_get() {
+	eval "$1=\${CONFIG_${2}_${3}:-\${4:-}}"
+}
+config_get_bool() {
+	eval "_v=\${CONFIG_${2}_${3}:-}"
+	case "$_v" in
+	1|on|true|yes|enabled) eval "$1=1" ;;
+	0|off|false|no|disabled) eval "$1=0" ;;
+	*) eval "$1=\${4:-0}" ;;
+	esac
+}
+record() { printf '%s' "$1" >>"$rec"; shift; for a; do printf ' [%s]' "$a" >>"$rec"; done; echo >>"$rec"; }
+procd_open_instance() { record open_instance "$@"; }
+procd_close_instance() { record close_instance "$@"; }
+procd_set_param() { record set "$@"; }
+procd_append_param() { record append "$@"; }
+procd_send_signal() { record send_signal "$@"; }
+procd_add_reload_trigger() { record add_reload_trigger "$@"; }
+start() { record start; start_service; }
+. "$script"
+record vars "$START" "$STOP" "$USE_PROCD"
+while [ $# -gt 0 ]; do
+	UCI=$2
+	record "call:$1"
+	"$1"
+	shift 2
+done
+"""
+
+
+def uci_file(tmp_path, name, **options):
+    """The shipped UCI config with some options replaced."""
+    text = open(os.path.join(ROOT, "rootfs/etc/config/tinyedge")).read()
+    for key, value in options.items():
+        text, n = re.subn(rf"option {key} '[^']*'", f"option {key} '{value}'", text)
+        assert n == 1, key
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def procd(tmp_path, shell, *calls):
+    """Run the harness in a private mount namespace (a tmpfs on /run, where
+    the script keeps its stamp); calls are (function, uci file) pairs.
+    Returns the recorded lines."""
+    harness = tmp_path / "harness.sh"
+    harness.write_text(PROCD_HARNESS)
+    rec = tmp_path / f"rec-{time.monotonic_ns()}"
+    rec.write_text("")
+    argv = [a for call in calls for a in call]
+    shell_argv = [shell, "sh"] if shell == "/bin/busybox" else [shell]
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                        'mount -t tmpfs none /run && exec "$@"', "sh", *shell_argv,
+                        str(harness), str(rec),
+                        os.path.join(ROOT, "rootfs/etc/init.d/tinyedge.procd"), *argv],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return rec.read_text().splitlines()
+
+
+def command_of(lines):
+    """The instance's command line from set/append command records."""
+    argv = []
+    for line in lines:
+        words = re.findall(r"\[([^\]]*)\]", line)
+        if line.startswith(("set [command]", "append [command]")):
+            argv += words[1:]
+    return argv
+
+
+SHELLS = ["/bin/busybox", "/bin/dash"]
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_procd_start_service(tmp_path, shell):
+    lines = procd(tmp_path, shell, ("start_service", uci_file(tmp_path, "u")))
+    assert lines[0] == "vars [95] [10] [1]"
+    assert lines[1:3] == ["call:start_service", "open_instance"]
+    assert lines[-1] == "close_instance"
+    assert command_of(lines) == ["/usr/bin/tinyedge", "run", "-c", "/etc/tinyedge/config.json",
+                                 "-m", "/etc/tinyedge/deployment.json"]
+    assert "set [respawn] [3600] [5] [5]" in lines
+    assert "set [term_timeout] [30]" in lines
+    assert "set [stdout] [1]" in lines and "set [stderr] [1]" in lines
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_procd_options_become_flags_the_daemon_accepts(tmp_path, daemons, shell):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(open(SAMPLE_CONFIG).read())
+    dep = sample_deployment(tmp_path)
+    state = tmp_path / "state"
+    uci = uci_file(tmp_path, "u", config=cfg, manifest=dep, state_dir=state,
+                   log_level="debug", upstream="none", respawn_retry="0", term_timeout="90")
+    lines = procd(tmp_path, shell, ("start_service", uci))
+    argv = command_of(lines)
+    assert argv == ["/usr/bin/tinyedge", "run", "-c", str(cfg), "-m", str(dep),
+                    "--state-dir", str(state), "--log-level", "debug", "--upstream", "none"]
+    assert "set [respawn] [3600] [5] [0]" in lines and "set [term_timeout] [90]" in lines
+    d = daemons(tmp_path, *argv[2:])
+    assert d.wait_for("agent: ready"), d.text()
+    assert (state / "control.sock").exists()
+    assert d.stop() == 0
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_procd_disabled_starts_nothing(tmp_path, shell):
+    lines = procd(tmp_path, shell, ("start_service", uci_file(tmp_path, "u", enabled="0")))
+    assert "open_instance" not in lines and command_of(lines) == []
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_procd_reload(tmp_path, shell):
+    u1 = uci_file(tmp_path, "u1")
+    u2 = uci_file(tmp_path, "u2", log_level="debug")
+    # Same options: SIGHUP to the running daemon, no new instance.
+    lines = procd(tmp_path, shell, ("start_service", u1), ("reload_service", u1))
+    tail = lines[lines.index("call:reload_service") + 1:]
+    assert tail == ["send_signal [tinyedge] [*] [HUP]"]
+    # Changed options: the command line changes, procd replaces the instance.
+    lines = procd(tmp_path, shell, ("start_service", u1), ("reload_service", u2))
+    tail = lines[lines.index("call:reload_service") + 1:]
+    assert tail[0] == "start" and "send_signal" not in " ".join(tail)
+    assert "--log-level" in command_of(tail)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_procd_triggers(tmp_path, shell):
+    lines = procd(tmp_path, shell, ("service_triggers", uci_file(tmp_path, "u")))
+    assert lines[-1] == "add_reload_trigger [tinyedge]"

@@ -1,4 +1,5 @@
 """make install DESTDIR=...: the exact tree, its modes, and installed files that work."""
+import json
 import os
 import stat
 import subprocess
@@ -123,3 +124,23 @@ def test_unknown_init_is_an_error(tmp_path, init):
     assert r.returncode != 0
     assert "INIT must be one of sysv procd systemd none" in r.stderr
     assert not dest.exists(), "nothing may be installed"
+
+
+@pytest.mark.parametrize("mode,secret,warns", [
+    (0o644, True, True), (0o640, True, True), (0o600, True, False), (0o644, False, False)])
+def test_daemon_warns_about_a_readable_config_with_secrets(tmp_path, daemons, mode, secret, warns):
+    up = {"protocol": "mqtt", "host": "127.0.0.1", "port": 1, "tls": False}
+    if secret:
+        up.update(username="edge", password="s3cret")
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"upstream": up}))
+    os.chmod(cfg, mode)
+    d = daemons(tmp_path, "-c", str(cfg), "--state-dir", str(tmp_path / "state"),
+                "--module", f"a={BIN}:module:sink")
+    assert d.wait_for("agent: ready"), d.text()
+    line = f"WARN config: {cfg} holds a secret (upstream.password) but is mode {mode:04o}"
+    assert (line in d.text()) == warns, d.text()
+    if warns:
+        assert f"chmod 600 {cfg}" in d.text()
+    assert "s3cret" not in d.text()
+    assert d.stop() == 0
