@@ -1,6 +1,7 @@
 """make install DESTDIR=...: the exact tree, its modes, and installed files that work."""
 import json
 import os
+import shutil
 import stat
 import subprocess
 
@@ -144,3 +145,18 @@ def test_daemon_warns_about_a_readable_config_with_secrets(tmp_path, daemons, mo
         assert f"chmod 600 {cfg}" in d.text()
     assert "s3cret" not in d.text()
     assert d.stop() == 0
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_systemd_unit_verifies(tmp_path):
+    """systemd's own parser accepts every line of the unit (it is not run:
+    there is no systemd as PID 1 here)."""
+    unit = tmp_path / "tinyedge.service"
+    with open(os.path.join(ROOT, "rootfs/lib/systemd/system/tinyedge.service")) as f:
+        unit.write_text(f.read().replace("/usr/bin/tinyedge", BIN))
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    for line in ("ExecReload=/bin/kill -HUP $MAINPID", "KillMode=mixed", "Delegate=yes",
+                 "Restart=on-failure"):
+        assert line in unit.read_text()
