@@ -6,7 +6,13 @@
 #                     "N passed, M failed"
 #   make demo         the daemon with the sample deployment
 #   make bench        "name value unit" lines
-#   make install      DESTDIR=... PREFIX=/usr
+#   make install      DESTDIR=... PREFIX=/usr INIT=sysv|procd|systemd|none
+#                     INIT (default sysv): which service files go with the
+#                     binary, SDK, JSON samples and state dir —
+#                     sysv: /etc/init.d/tinyedge + /etc/default/tinyedge (Yocto,
+#                     Busybox); procd: /etc/init.d/tinyedge (rc.common/procd) +
+#                     /etc/config/tinyedge (OpenWrt); systemd:
+#                     $(PREFIX)/lib/systemd/system/tinyedge.service; none
 #
 # Cross builds: CC="aarch64-linux-gnu-gcc -specs /usr/lib/aarch64-linux-musl/musl-gcc.specs"
 # (or CROSS_COMPILE=aarch64-linux-gnu- with a musl-targeting gcc), BUILD=build/aarch64.
@@ -30,6 +36,16 @@ HOSTCC ?= gcc
 PYTHON ?= /usr/bin/python3
 PREFIX ?= /usr
 DESTDIR ?=
+INIT ?= sysv
+INIT_KINDS := sysv procd systemd none
+ifneq ($(filter install,$(MAKECMDGOALS)),)
+  ifneq ($(words $(INIT)),1)
+    $(error INIT must be one of $(INIT_KINDS), got '$(INIT)')
+  endif
+  ifeq ($(filter $(INIT),$(INIT_KINDS)),)
+    $(error INIT must be one of $(INIT_KINDS), got '$(INIT)')
+  endif
+endif
 
 .DEFAULT_GOAL := all
 TP_SRC := third_party/src
@@ -212,15 +228,33 @@ $(BUILD)/bench/store_bench: test/bench/store_bench.c $(STORE_SRCS) $(LMDB_LIB) $
 bench: all $(BUILD)/bench/ring_bench $(BUILD)/bench/store_bench
 	@BUILD=$(BUILD) scripts/bench.sh
 
+# The service files name the binary as /usr/bin/tinyedge: point them at
+# $(PREFIX)/bin. $(1) source, $(2) destination, $(3) mode.
+install_svc = sed 's|/usr/bin/tinyedge|$(PREFIX)/bin/tinyedge|g' $(1) > $(2) && chmod $(3) $(2)
+
 install: all
-	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tinyedge $(DESTDIR)/etc/init.d \
-		$(DESTDIR)$(PREFIX)/include/tinyedge $(DESTDIR)$(PREFIX)/lib
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/tinyedge \
+		$(DESTDIR)$(PREFIX)/include/tinyedge $(DESTDIR)$(PREFIX)/lib $(DESTDIR)/var/lib
 	install -m 0755 $(BUILD)/tinyedge $(DESTDIR)$(PREFIX)/bin/tinyedge
 	install -m 0644 include/tinyedge/module.h include/tinyedge/wire.h $(DESTDIR)$(PREFIX)/include/tinyedge/
 	install -m 0644 $(SDK_LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 rootfs/etc/tinyedge/deployment.json $(DESTDIR)/etc/tinyedge/deployment.json
 	install -m 0600 rootfs/etc/tinyedge/config.json $(DESTDIR)/etc/tinyedge/config.json
 	install -d -m 0700 $(DESTDIR)/var/lib/tinyedge
+ifeq ($(INIT),sysv)
+	install -d -m 0755 $(DESTDIR)/etc/init.d $(DESTDIR)/etc/default
+	$(call install_svc,rootfs/etc/init.d/tinyedge,$(DESTDIR)/etc/init.d/tinyedge,0755)
+	install -m 0644 rootfs/etc/default/tinyedge $(DESTDIR)/etc/default/tinyedge
+endif
+ifeq ($(INIT),procd)
+	install -d -m 0755 $(DESTDIR)/etc/init.d $(DESTDIR)/etc/config
+	$(call install_svc,rootfs/etc/init.d/tinyedge.procd,$(DESTDIR)/etc/init.d/tinyedge,0755)
+	install -m 0644 rootfs/etc/config/tinyedge $(DESTDIR)/etc/config/tinyedge
+endif
+ifeq ($(INIT),systemd)
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/systemd/system
+	$(call install_svc,rootfs/lib/systemd/system/tinyedge.service,$(DESTDIR)$(PREFIX)/lib/systemd/system/tinyedge.service,0644)
+endif
 
 clean:
 	rm -rf $(BUILD)

@@ -81,7 +81,7 @@ fetch() {
 unpack() {
 	stamp=$src/.$1.sha256
 	[ -d "$src/$2" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$4" ] && return 0
-	rm -rf "$src/$2" "$src/.tmp"
+	rm -rf "${src:?}/$2" "$src/.tmp"
 	mkdir -p "$src/.tmp"
 	case "$3" in
 	*.tar.xz) xz -dc "$dl/$3" | tar -xf - -C "$src/.tmp" ;;
@@ -101,8 +101,9 @@ for mk in "$tp"/*.mk; do
 	tarball=$(field "$mk" TARBALL)
 	want=$(field "$mk" SHA256)
 	dir=$(field "$mk" DIR)
-	[ -n "$source_pkg" ] && [ -n "$tarball" ] && [ -n "$want" ] && [ -n "$dir" ] ||
+	if [ -z "$source_pkg" ] || [ -z "$tarball" ] || [ -z "$want" ] || [ -z "$dir" ]; then
 		die "$mk: needs _SOURCE, _TARBALL, _SHA256 and _DIR"
+	fi
 	if [ ! -f "$dl/$tarball" ]; then
 		[ $verify_only = 1 ] && die "third_party/dl/$tarball is missing"
 		fetch "$source_pkg" "$tarball"

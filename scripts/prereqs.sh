@@ -47,7 +47,9 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "prereqs: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086 # $missing is a list of package names
 apt-get install -y -q --no-install-recommends $missing >/dev/null 2>&1 || {
 	apt-get update -q >/dev/null
+	# shellcheck disable=SC2086
 	apt-get install -y -q --no-install-recommends $missing >/dev/null
 }

@@ -18,7 +18,7 @@ static int cmd_help(int argc, char **argv);
 
 static const struct command commands[] = {
 	{ "run", te_cmd_run,
-	  "run [-c CONFIG] [-m MANIFEST] [--state-dir DIR] [--log-level LEVEL]\n"
+	  "run [-c CONFIG] [-m MANIFEST] [--state-dir DIR] [--log-level LEVEL] [--syslog]\n"
 	  "    [--module NAME=PATH[:ARG...]]... [--route ROUTE]... [--upstream URL]",
 	  "Run the daemon in the foreground: load the config and the deployment\n"
 	  "manifest, start the modules and keep them as the manifest asks until\n"
@@ -35,6 +35,8 @@ static const struct command commands[] = {
 	  "  --state-dir DIR        state directory (default: config stateDir, else\n"
 	  "                         $TINYEDGE_STATE_DIR, else /var/lib/tinyedge)\n"
 	  "  --log-level LEVEL      error, warn, info or debug\n"
+	  "  --syslog               log to syslog (daemon facility) instead of\n"
+	  "                         stderr, load problems included (init scripts)\n"
 	  "  --module NAME=PATH[:ARG...]  add a module (repeatable)\n"
 	  "  --route ROUTE          add a route (repeatable)\n"
 	  "  --upstream URL         none, mqtt://HOST[:PORT] (plain TCP) or\n"

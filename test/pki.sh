@@ -31,6 +31,7 @@ cd "$dir"
 rm -rf ./*.pem ./*.key ./*.csr ./*.cnf ./ca-db
 log=pki.log
 : >"$log"
+# shellcheck disable=SC2154 # st is assigned inside the trap's own text
 trap 'st=$?; if [ $st -ne 0 ]; then echo "pki.sh: failed in $dir (exit $st):" >&2; cat "$log" >&2; fi' EXIT
 
 ossl() { openssl "$@" >>"$log" 2>&1; }

@@ -96,6 +96,16 @@ static void log_deployment(const struct te_manifest *m)
 			m->routes[i].priority, m->routes[i].route);
 }
 
+/* With --syslog, load problems go where the log lines go. */
+static void diag_to_log(struct te_diag *dg, const char *file, unsigned line,
+			unsigned col, const char *msg)
+{
+	char buf[1024];
+
+	te_diag_format(buf, sizeof(buf), file, line, col, msg);
+	te_error("config", "%s", buf);
+}
+
 /* Load everything into fresh structs; swap only if all of it is valid.
  * The new manifest is left in d->manifest for the caller. */
 static int daemon_load(struct daemon *d, bool initial)
@@ -109,6 +119,8 @@ static int daemon_load(struct daemon *d, bool initial)
 	if (!m)
 		return -ENOMEM;
 	te_diag_init_stderr(&diag);
+	if (d->cli.syslog)
+		diag.emit = diag_to_log;
 	r = te_cli_load(&d->cli, &cfg, m, &diag, &cpath, &mpath);
 	if (r < 0) {
 		te_manifest_free(m);
@@ -130,6 +142,8 @@ static int daemon_load(struct daemon *d, bool initial)
 	te_log_set_syslog(cfg.logs.syslog);
 	if (!cpath)
 		te_info("agent", "no config file; using defaults");
+	else
+		te_config_warn_mode(&cfg, cpath);
 	if (!mpath && m->nmodules == 0)
 		te_warn("agent", "no deployment manifest and no --module: nothing to run");
 	return 0;
@@ -536,6 +550,10 @@ int te_cmd_run(int argc, char **argv)
 	if (d->cli.argc)
 		return te_cli_usage_error(&d->cli, "unexpected argument '%s'", d->cli.argv[0]);
 	d->lock_fd = -1;
+	if (d->cli.syslog) {
+		te_log_set_syslog(true);
+		te_log_set_fd(-1);
+	}
 	if (daemon_load(d, true) < 0)
 		return TE_EXIT_USAGE;
 	te_info("agent", "tinyedge %s (%s) starting: device %s, state dir %s, upstream %s",

@@ -23,13 +23,14 @@ int te_cli_usage_error(const struct te_cli *cli, const char *fmt, ...)
 }
 
 enum { O_STATE = 256, O_LOG, O_MODULE, O_ROUTE, O_UPSTREAM, O_JSON, O_HELP,
-       O_TAIL, O_SINCE, O_TIMEOUT, O_LIMIT, O_DESIRED };
+       O_TAIL, O_SINCE, O_TIMEOUT, O_LIMIT, O_DESIRED, O_SYSLOG };
 
 static const struct option cli_options[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "manifest", required_argument, NULL, 'm' },
 	{ "state-dir", required_argument, NULL, O_STATE },
 	{ "log-level", required_argument, NULL, O_LOG },
+	{ "syslog", no_argument, NULL, O_SYSLOG },
 	{ "module", required_argument, NULL, O_MODULE },
 	{ "route", required_argument, NULL, O_ROUTE },
 	{ "upstream", required_argument, NULL, O_UPSTREAM },
@@ -49,7 +50,7 @@ static unsigned option_set(int c)
 	switch (c) {
 	case 'c': case 'm': return TE_OPT_FILES;
 	case O_MODULE: case O_ROUTE: case O_UPSTREAM: return TE_OPT_RUN;
-	case O_LOG: return TE_OPT_LOG;
+	case O_LOG: case O_SYSLOG: return TE_OPT_LOG;
 	case O_JSON: return TE_OPT_JSON;
 	case 'f': case O_TAIL: case O_SINCE: return TE_OPT_LOGS;
 	case O_TIMEOUT: return TE_OPT_CALL;
@@ -77,6 +78,7 @@ static int cli_option(struct te_cli *cli, int c, const char *arg)
 	case 'm': cli->manifest_path = arg; break;
 	case O_STATE: cli->state_dir = arg; break;
 	case O_LOG: cli->log_level = arg; break;
+	case O_SYSLOG: cli->syslog = true; break;
 	case O_UPSTREAM: cli->upstream = arg; break;
 	case O_JSON: cli->json = true; break;
 	case O_HELP: cli->help = true; break;
@@ -156,6 +158,8 @@ static int cli_apply_flags(const struct te_cli *cli, struct te_config *cfg,
 		te_diag_report(diag, NULL, 0, 0, "--log-level: expected error, warn, info or debug, got '%s'", cli->log_level);
 		bad++;
 	}
+	if (cli->syslog)
+		cfg->logs.syslog = true;
 	if (cli->upstream &&
 	    te_config_parse_upstream_url(cfg, cli->upstream, err, sizeof(err)) < 0) {
 		te_diag_report(diag, NULL, 0, 0, "%s", err);

@@ -17,6 +17,7 @@ struct te_cli {
 	const char *manifest_path; /* -m; NULL = default if present */
 	const char *state_dir;     /* --state-dir / TINYEDGE_STATE_DIR */
 	const char *log_level;
+	bool syslog;               /* run --syslog */
 	const char *upstream;
 	const char *modules[TE_CLI_MAX_FLAGS];
 	unsigned nmodules;
@@ -39,7 +40,7 @@ enum {
 	TE_OPT_FILES = 1u << 0,    /* -c, -m */
 	TE_OPT_RUN = 1u << 1,      /* --module, --route, --upstream */
 	TE_OPT_JSON = 1u << 2,     /* --json */
-	TE_OPT_LOG = 1u << 3,      /* --log-level */
+	TE_OPT_LOG = 1u << 3,      /* --log-level, --syslog */
 	TE_OPT_LOGS = 1u << 4,     /* -f, --tail, --since */
 	TE_OPT_CALL = 1u << 5,     /* --timeout */
 	TE_OPT_QUEUE = 1u << 6,    /* --limit */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 
 #include "config.h"
@@ -449,6 +450,32 @@ int te_config_load(struct te_config *c, const char *path, struct te_diag *diag)
 	}
 	te_json_free(&doc);
 	return x.bad ? -TE_EINVALID : 0;
+}
+
+/* The first inline secret of c, by its config key; NULL when none. */
+static const char *config_secret_key(const struct te_config *c)
+{
+	if (c->upstream.connection_string[0])
+		return "upstream.connectionString";
+	if (c->upstream.password[0])
+		return "upstream.password";
+	for (unsigned i = 0; i < c->upstream.nids; i++)
+		if (c->upstream.ids[i].connection_string[0])
+			return "a module identity's connectionString";
+	return NULL;
+}
+
+int te_config_warn_mode(const struct te_config *c, const char *path)
+{
+	const char *key = config_secret_key(c);
+	struct stat st;
+
+	if (!key || stat(path, &st) < 0 || !(st.st_mode & 077))
+		return 0;
+	te_warn("config", "%s holds a secret (%s) but is mode %04o, readable by %s: "
+		"chmod 600 %s", path, key, (unsigned)(st.st_mode & 07777),
+		st.st_mode & 07 ? "everyone" : "its group", path);
+	return 1;
 }
 
 /* --- --upstream URL --- */

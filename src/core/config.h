@@ -86,6 +86,11 @@ void te_config_defaults(struct te_config *c);
  * (reported too). */
 int te_config_load(struct te_config *c, const char *path, struct te_diag *diag);
 
+/* Warn (log, never refuse) when the config loaded from path holds an inline
+ * secret (connectionString, password) and the file is readable by group or
+ * others. 1 when it warned, else 0. */
+int te_config_warn_mode(const struct te_config *c, const char *path);
+
 /* Parse an --upstream URL (none, mqtt://host[:port], mqtts://host[:port])
  * into c->upstream. -TE_EINVALID with a message in err (cap bytes). */
 int te_config_parse_upstream_url(struct te_config *c, const char *url,

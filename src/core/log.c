@@ -75,6 +75,8 @@ static size_t log_sanitize(char *dst, size_t cap, const char *src)
 
 static void log_write(const char *buf, size_t len)
 {
+	if (log_fd < 0)
+		return;
 	while (len > 0) {
 		ssize_t w = write(log_fd, buf, len);
 

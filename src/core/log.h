@@ -18,7 +18,8 @@ int te_log_level_parse(const char *s, enum te_log_level *out);
 const char *te_log_level_name(enum te_log_level level);
 /* Also send every line to syslog (daemon facility). */
 void te_log_set_syslog(bool on);
-/* Where lines go (default 2); tests point it at a pipe. */
+/* Where lines go (default 2; -1: nowhere but syslog); tests point it at a
+ * pipe. */
 void te_log_set_fd(int fd);
 
 /* Wall-clock ms since the epoch as "2026-11-24T12:00:00.123Z", or
