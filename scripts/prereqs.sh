@@ -6,7 +6,7 @@
 set -eu
 
 build_pkgs="make gcc musl-tools xz-utils ca-certificates"
-test_pkgs="$build_pkgs python3 python3-pytest binutils file procps util-linux openssl mosquitto mosquitto-clients python3-paho-mqtt"
+test_pkgs="$build_pkgs python3 python3-pytest binutils file procps util-linux openssl mosquitto mosquitto-clients python3-paho-mqtt busybox-static shellcheck"
 
 case "${1:-}" in
 build) pkgs=$build_pkgs ;;

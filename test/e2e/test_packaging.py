@@ -125,3 +125,15 @@ def test_openwrt_package_installs_the_procd_service_and_its_config(openwrt_build
                                  "/etc/tinyedge/deployment.json"]
     for c in conffiles:
         assert (root / c.lstrip("/")).is_file()
+
+
+def test_a_glibc_static_build_links_and_runs(tmp_path):
+    # Yocto's default libc is glibc: the same Makefile links with it too.
+    build = tmp_path / "glibc"
+    r = subprocess.run(["make", "-s", "-C", ROOT, "CC=gcc", f"BUILD={build}",
+                        f"{build}/tinyedge.debug"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    r = subprocess.run([str(build / "tinyedge.debug"), "version"], capture_output=True, text=True)
+    assert r.returncode == 0 and "static, glibc, x86_64" in r.stdout, r.stdout + r.stderr
+    info = subprocess.run(["file", str(build / "tinyedge.debug")], capture_output=True, text=True).stdout
+    assert "statically linked" in info, info
