@@ -1,5 +1,6 @@
 #!/bin/sh
 # make bench: one "name value unit" line per figure.
+# CROSS_BUILD (default build): where the cross binaries are, ARCH/tinyedge.
 set -eu
 BUILD=${BUILD:-build}
 case $BUILD in /*) bin=$BUILD/tinyedge ;; *) bin=$(pwd)/$BUILD/tinyedge ;; esac
@@ -47,6 +48,15 @@ percentile() {
 }
 
 echo "binary_size_stripped $(stat -c %s "$bin") bytes"
+# The cross binaries (make cross; make bench builds those it has compilers for).
+for arch in aarch64 armhf mipsel; do
+	f=${CROSS_BUILD:-build}/$arch/tinyedge
+	if [ -f "$f" ]; then
+		echo "binary_size_stripped_$arch $(stat -c %s "$f") bytes"
+	else
+		echo "bench: no $f: binary_size_stripped_$arch skipped" >&2
+	fi
+done
 
 # Idle daemon: the sample deployment (its modules exist from the module issue on).
 sed "s|/usr/bin/tinyedge|$bin|g" rootfs/etc/tinyedge/deployment.json > "$tmp/deployment.json"
@@ -98,9 +108,10 @@ m2m() {
 	name=$1 count=$2 size=$3 where=$4 rate=${5:-0} flood=${6:-}
 	# flood: another module sends 256 B messages to $upstream as fast as
 	# the store takes them (durable group commits on this disk).
-	flood_mod= flood_route=
+	flood_mod='' flood_route=''
 	if [ -n "$flood" ]; then
 		flood_mod=',"flood": {"type": "native", "startupOrder": 2, "settings": {"image": "'"$bin"'", "createOptions": {"args": ["module", "counter", "--size", "256"]}}}'
+		# shellcheck disable=SC2016 # $upstream is the route language's
 		flood_route=',"up": "FROM /messages/modules/flood/* INTO $upstream"'
 	fi
 	cat > "$tmp/m2m.json" <<JSON
@@ -148,13 +159,13 @@ m2m m2m_throughput_1k_msgs_per_s 500000 1024 ""
 m2m m2m_throughput_64b_where_msgs_per_s 1000000 64 "WHERE as_number(seq) >= 0"
 m2m m2m_100k_per_s_run 400000 64 "" 100000
 m2m m2m_low_rate_run 2000 64 "" 1000
-read avg max p50 p99 < "$tmp/lat.txt"
+read -r avg max p50 p99 < "$tmp/lat.txt"
 echo "m2m_latency_p50_us_at_1000_per_s $p50 us"
 echo "m2m_latency_p99_us_at_1000_per_s $p99 us"
 echo "m2m_latency_avg_us_at_1000_per_s $avg us"
 echo "m2m_latency_max_us_at_1000_per_s $max us"
 m2m m2m_low_rate_with_store_run 2000 64 "" 1000 flood
-read avg max p50 p99 < "$tmp/lat.txt"
+read -r avg max p50 p99 < "$tmp/lat.txt"
 echo "m2m_latency_p50_us_at_1000_per_s_store_ingesting $p50 us"
 echo "m2m_latency_p99_us_at_1000_per_s_store_ingesting $p99 us"
 
