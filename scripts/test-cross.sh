@@ -13,6 +13,7 @@
 # argument, and with "namespaces": [] (docs/cross.md).
 set -u
 CROSS_BUILD=${CROSS_BUILD:-build}
+case $CROSS_BUILD in /*) ;; *) CROSS_BUILD=$(pwd)/$CROSS_BUILD ;; esac
 WAIT=${TEST_CROSS_WAIT:-120} # seconds for anything to happen (slow, loaded machines)
 # TEST_CROSS_KEEP=1 keeps the temporary files (logs, JSON answers) for a look.
 [ $# -gt 0 ] || set -- aarch64 armhf mipsel
@@ -41,7 +42,7 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
+trap 'exit 1' INT TERM HUP PIPE
 
 ok() {
 	n=$((n + 1))
@@ -155,7 +156,7 @@ test_arch() {
 	mipsel) qemu=qemu-mipsel-static cc=mipsel-linux-gnu-gcc elf='ELF 32-bit LSB executable, MIPS, MIPS32' ;;
 	*) not_ok "unknown architecture (known: aarch64 armhf mipsel)"; return ;;
 	esac
-	bin=$(pwd)/$CROSS_BUILD/$arch/tinyedge
+	bin=$CROSS_BUILD/$arch/tinyedge
 	dir=$top/$arch
 	mkdir -p "$dir/bin"
 	if [ ! -f "$bin" ]; then
