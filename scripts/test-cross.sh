@@ -81,7 +81,7 @@ poll() {
 # num NAME KEY: KEY's number in the JSON object on stdin whose "name" (or
 # "endpoint") is NAME; the sum when several match, 0 when none.
 num() {
-	grep -o "\"\(name\|endpoint\)\":\"$1\"[^}]*" |
+	grep -oE "\"(name|endpoint)\":\"$1\"[^}]*" |
 		sed -n "s/.*\"$2\":\([0-9][0-9]*\).*/\1/p" | awk '{ s += $1 } END { print s + 0 }'
 }
 
