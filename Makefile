@@ -2,10 +2,13 @@
 #
 #   make              build/tinyedge: static musl binary (-Os, section GC),
 #                     stripped; build/tinyedge.debug keeps the symbols
-#   make test         unit tests (ASan+UBSan) + end-to-end tests; ends with
-#                     "N passed, M failed"
-#   make demo         the daemon with the sample deployment
-#   make bench        "name value unit" lines
+#   make test         unit tests (ASan+UBSan), the cross binaries under qemu,
+#                     end-to-end tests; ends with "N passed, M failed"
+#   make test-cross   the three cross binaries under qemu-user only
+#   make demo         the whole product in under a minute: the sample
+#                     deployment offline, then draining to a local mosquitto
+#                     over TLS; a twin, a method, a clean stop
+#   make bench        "name value unit" lines (with the cross binaries' sizes)
 #   make install      DESTDIR=... PREFIX=/usr INIT=sysv|procd|systemd|none
 #                     INIT (default sysv): which service files go with the
 #                     binary, SDK, JSON samples and state dir —
@@ -14,10 +17,36 @@
 #                     /etc/config/tinyedge (OpenWrt); systemd:
 #                     $(PREFIX)/lib/systemd/system/tinyedge.service; none
 #
-# Cross builds: CC="aarch64-linux-gnu-gcc -specs /usr/lib/aarch64-linux-musl/musl-gcc.specs"
-# (or CROSS_COMPILE=aarch64-linux-gnu- with a musl-targeting gcc), BUILD=build/aarch64.
+# Cross builds (docs/cross.md):
+#   make CROSS=aarch64|armhf|mipsel   Debian's cross gcc with musl-dev:<arch>'s
+#                     specs; BUILD=build/<arch> unless given
+#   make cross        all three
+#   make CC=mipsel-openwrt-linux-musl-gcc CROSS_COMPILE=mipsel-openwrt-linux-musl- \
+#        BUILD=build/openwrt              any other musl toolchain
 
 VERSION := 0.1.0
+
+# CROSS=ARCH: Debian's gcc-<triplet> and musl-dev:<dpkg arch> (its
+# musl-gcc.specs points the gcc at musl's headers, crt files and libc).
+CROSS_ARCHS := aarch64 armhf mipsel
+cross_triplet = $(if $(filter aarch64,$(1)),aarch64-linux-gnu,$(if $(filter armhf,$(1)),arm-linux-gnueabihf,mipsel-linux-gnu))
+cross_musl = $(if $(filter aarch64,$(1)),aarch64-linux-musl,$(if $(filter armhf,$(1)),arm-linux-musleabihf,mipsel-linux-musl))
+cross_cc = $(call cross_triplet,$(1))-gcc -specs /usr/lib/$(call cross_musl,$(1))/musl-gcc.specs
+# Every toolchain variable of one CROSS build, for sub-makes: the caller's
+# command line (CC=, BUILD=) must not leak into them.
+cross_vars = CROSS=$(1) BUILD=build/$(1) CROSS_COMPILE=$(call cross_triplet,$(1))- \
+	CC="$(call cross_cc,$(1))" AR=$(call cross_triplet,$(1))-ar STRIP=$(call cross_triplet,$(1))-strip
+CROSS ?=
+ifneq ($(CROSS),)
+  ifneq ($(words $(CROSS))$(filter $(CROSS_ARCHS),$(CROSS)),1$(CROSS))
+    $(error CROSS=$(CROSS): unknown; valid: $(CROSS_ARCHS) (other toolchains: CC=... CROSS_COMPILE=..., see docs/cross.md))
+  endif
+  CROSS_COMPILE ?= $(call cross_triplet,$(CROSS))-
+  ifeq ($(origin CC),default)
+    CC := $(call cross_cc,$(CROSS))
+  endif
+  BUILD ?= build/$(CROSS)
+endif
 
 BUILD ?= build
 CROSS_COMPILE ?=
@@ -100,18 +129,26 @@ FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c \
 BUILD_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-.PHONY: all deps test test-unit test-e2e demo bench fuzz install clean distclean prereqs-build prereqs-test
+.PHONY: all deps test test-unit test-e2e test-cross cross demo bench fuzz install clean distclean \
+	prereqs-build prereqs-test prereqs-demo prereqs-cross
 .DELETE_ON_ERROR:
 
 all: prereqs-build
 	@$(MAKE) --no-print-directory $(BUILD)/tinyedge $(SDK_LIB)
 
 # Installs what is missing when root (apt-get), else prints the command.
+# CROSS=ARCH needs that architecture's cross set instead of musl-tools.
 prereqs-build:
-	@CC="$(CC)" scripts/prereqs.sh build
+	@CC="$(CC)" scripts/prereqs.sh $(if $(CROSS),cross $(CROSS),build)
+
+prereqs-cross:
+	@CC="$(CC)" scripts/prereqs.sh cross
 
 prereqs-test:
 	@CC="$(CC)" scripts/prereqs.sh test
+
+prereqs-demo:
+	@CC="$(CC)" scripts/prereqs.sh demo
 
 $(TP_STAMP): scripts/deps.sh $(wildcard third_party/*.mk)
 	scripts/deps.sh
@@ -201,6 +238,7 @@ fuzz: $(FUZZ_BIN)
 
 test: prereqs-test
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory $(UNIT_BINS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh
 
@@ -210,7 +248,17 @@ test-unit: $(UNIT_BINS)
 test-e2e: all
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh e2e
 
-demo: all
+# build/<arch>/tinyedge for each of CROSS_ARCHS.
+cross:
+	@set -e; $(foreach a,$(CROSS_ARCHS),echo "cross: $(a)"; $(MAKE) --no-print-directory $(call cross_vars,$(a)) all;)
+
+# The cross binaries under qemu-user (scripts/test-cross.sh, docs/cross.md).
+test-cross: prereqs-cross
+	@$(MAKE) --no-print-directory cross
+	@scripts/test.sh cross
+
+demo: prereqs-demo
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) scripts/demo.sh
 
 # Micro-benchmarks built like the daemon (static musl, -Os).
@@ -225,7 +273,13 @@ $(BUILD)/bench/store_bench: test/bench/store_bench.c $(STORE_SRCS) $(LMDB_LIB) $
 	@echo "  CC      $@"
 	@$(CC) $(CPPFLAGS_TE) $(CFLAGS_TE) $(LDFLAGS_TE) $(filter %.c,$^) $(LMDB_LIB) -o $@
 
+# The cross binaries too, when their compilers are installed (for their
+# stripped sizes); a note on stderr for each one skipped.
 bench: all $(BUILD)/bench/ring_bench $(BUILD)/bench/store_bench
+	@$(foreach a,$(CROSS_ARCHS),if command -v $(call cross_triplet,$(a))-gcc >/dev/null 2>&1 && \
+	  [ -f /usr/lib/$(call cross_musl,$(a))/musl-gcc.specs ]; then \
+	  $(MAKE) --no-print-directory $(call cross_vars,$(a)) all >/dev/null || exit 1; \
+	  else echo "bench: no $(a) cross compiler (make prereqs-cross): its size is skipped" >&2; fi;)
 	@BUILD=$(BUILD) scripts/bench.sh
 
 # The service files name the binary as /usr/bin/tinyedge: point them at

@@ -1,5 +1,6 @@
 #!/bin/sh
 # make bench: one "name value unit" line per figure.
+# CROSS_BUILD (default build): where the cross binaries are, ARCH/tinyedge.
 set -eu
 BUILD=${BUILD:-build}
 case $BUILD in /*) bin=$BUILD/tinyedge ;; *) bin=$(pwd)/$BUILD/tinyedge ;; esac
@@ -47,6 +48,15 @@ percentile() {
 }
 
 echo "binary_size_stripped $(stat -c %s "$bin") bytes"
+# The cross binaries (make cross; make bench builds those it has compilers for).
+for arch in aarch64 armhf mipsel; do
+	f=${CROSS_BUILD:-build}/$arch/tinyedge
+	if [ -f "$f" ]; then
+		echo "binary_size_stripped_$arch $(stat -c %s "$f") bytes"
+	else
+		echo "bench: no $f: binary_size_stripped_$arch skipped" >&2
+	fi
+done
 
 # Idle daemon: the sample deployment (its modules exist from the module issue on).
 sed "s|/usr/bin/tinyedge|$bin|g" rootfs/etc/tinyedge/deployment.json > "$tmp/deployment.json"

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Run the unit tests (TAP programs) and/or the end-to-end tests (pytest),
+# Run the unit tests (TAP programs), the cross binaries under qemu-user
+# (scripts/test-cross.sh, TAP too) and/or the end-to-end tests (pytest),
 # then print one closing line: "N passed, M failed". Exit 1 on any failure.
-#   scripts/test.sh [all|unit|e2e]
+#   scripts/test.sh [all|unit|cross|e2e]
 set -u
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -28,6 +29,24 @@ not ok - $(basename "$t") timed out after 300 s"
 	done
 }
 
+# build/<arch>/tinyedge (make cross) under qemu-user-static, one program
+# per architecture so a hang costs one of them.
+run_cross() {
+	for a in aarch64 armhf mipsel; do
+		out=$(timeout -k 10 900 scripts/test-cross.sh "$a" 2>&1)
+		rc=$?
+		[ $rc -eq 124 ] && out="$out
+not ok - $a timed out after 900 s"
+		ok=$(printf '%s\n' "$out" | grep -c '^ok ')
+		bad=$(printf '%s\n' "$out" | grep -c '^not ok ')
+		[ $rc -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
+		pass=$((pass + ok))
+		fail=$((fail + bad))
+		echo "cross $a: $ok passed, $bad failed"
+		[ $rc -ne 0 ] && printf '%s\n' "$out" | grep -v '^ok ' | tail -n 40
+	done
+}
+
 run_e2e() {
 	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge timeout -k 10 1200 "$PYTHON" -m pytest -q -p no:cacheprovider test/e2e 2>&1)
 	rc=$?
@@ -43,9 +62,10 @@ run_e2e() {
 
 case $what in
 unit) run_unit ;;
+cross) run_cross ;;
 e2e) run_e2e ;;
-all) run_unit; run_e2e ;;
-*) echo "usage: $0 [all|unit|e2e]" >&2; exit 2 ;;
+all) run_unit; run_cross; run_e2e ;;
+*) echo "usage: $0 [all|unit|cross|e2e]" >&2; exit 2 ;;
 esac
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -211,7 +211,7 @@ int te_store_fd(const struct te_store *s);
 int te_store_process(struct te_store *s);
 
 /* The highest sequence known committed (0 if none since open). */
-uint64_t te_store_committed(const struct te_store *s);
+uint64_t te_store_committed(struct te_store *s);
 
 /* Block until everything queued before the call has been applied (for
  * shutdown paths, tools and tests; never on the loop's hot path).

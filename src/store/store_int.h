@@ -142,7 +142,7 @@ struct te_store {
 	unsigned nruns;
 	struct st_ep *eps;
 	unsigned nep;
-	uint64_t committed_seq;      /* also read with __atomic_load */
+	uint64_t committed_seq;
 	uint64_t commits, commit_errors, map_full, bytes_written, ack_failed, kv_failed;
 	uint64_t used_pages, stale_readers;
 	int last_err;

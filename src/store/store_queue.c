@@ -163,9 +163,16 @@ int te_store_process(struct te_store *s)
 	return (int)n;
 }
 
-uint64_t te_store_committed(const struct te_store *s)
+/* Under mu rather than a 64-bit atomic: MIPS32 has none lock-free (they
+ * would need libatomic, which a musl toolchain may lack). */
+uint64_t te_store_committed(struct te_store *s)
 {
-	return __atomic_load_n(&s->committed_seq, __ATOMIC_ACQUIRE);
+	uint64_t seq;
+
+	pthread_mutex_lock(&s->mu);
+	seq = s->committed_seq;
+	pthread_mutex_unlock(&s->mu);
+	return seq;
 }
 
 int te_store_sync(struct te_store *s)

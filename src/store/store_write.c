@@ -560,7 +560,7 @@ static void published_ok(struct te_store *s, struct wtx *t)
 	s->bytes_written += t->put_bytes;
 	s->used_pages = t->live;
 	if (t->last_seq)
-		__atomic_store_n(&s->committed_seq, t->last_seq, __ATOMIC_RELEASE);
+		s->committed_seq = t->last_seq;
 }
 
 /* A failed commit: LMDB's data is as before the transaction, so the
