@@ -23,5 +23,5 @@ install:
 	rm -rf $(PKG_INSTALL_ROOT)
 	mkdir -p $(PKG_INSTALL_ROOT)/CONTROL
 	$$(call Package/$(1)/install,$(PKG_INSTALL_ROOT))
-	$$(file >$(PKG_INSTALL_ROOT)/CONTROL/conffiles,$$(strip $$(Package/$(1)/conffiles)))
+	printf '%s\n' $$(strip $$(Package/$(1)/conffiles)) > $(PKG_INSTALL_ROOT)/CONTROL/conffiles
 endef
