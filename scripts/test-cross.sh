@@ -151,9 +151,9 @@ none_left() {
 
 test_arch() {
 	case $arch in
-	aarch64) qemu=qemu-aarch64-static cc=aarch64-linux-gnu-gcc elf='ELF 64-bit LSB executable, ARM aarch64,' ;;
-	armhf) qemu=qemu-arm-static cc=arm-linux-gnueabihf-gcc elf='ELF 32-bit LSB executable, ARM, EABI5' ;;
-	mipsel) qemu=qemu-mipsel-static cc=mipsel-linux-gnu-gcc elf='ELF 32-bit LSB executable, MIPS, MIPS32' ;;
+	aarch64) qemu=qemu-aarch64-static cc=aarch64-linux-gnu-gcc machine=aarch64 elf='ELF 64-bit LSB executable, ARM aarch64,' ;;
+	armhf) qemu=qemu-arm-static cc=arm-linux-gnueabihf-gcc machine=arm elf='ELF 32-bit LSB executable, ARM, EABI5' ;;
+	mipsel) qemu=qemu-mipsel-static cc=mipsel-linux-gnu-gcc machine=mipsel elf='ELF 32-bit LSB executable, MIPS, MIPS32' ;;
 	*) not_ok "unknown architecture (known: aarch64 armhf mipsel)"; return ;;
 	esac
 	bin=$CROSS_BUILD/$arch/tinyedge
@@ -171,10 +171,10 @@ test_arch() {
 	# (a) version and ELF header
 	te version > "$dir/version.txt" 2>&1
 	if [ "$(head -n 1 "$dir/version.txt")" = "tinyedge $version" ] &&
-		grep -q "^build: $cc .*static, musl$" "$dir/version.txt"; then
+		grep -q "^build: $cc .*static, musl, $machine$" "$dir/version.txt"; then
 		ok "version"
 	else
-		not_ok "version (want tinyedge $version, build: $cc ... static, musl)" "$dir/version.txt"
+		not_ok "version (want tinyedge $version, build: $cc ... static, musl, $machine)" "$dir/version.txt"
 	fi
 	file -b "$bin" > "$dir/file.txt"
 	if grep -q "^$elf" "$dir/file.txt" && grep -q 'statically linked' "$dir/file.txt" &&
