@@ -138,6 +138,14 @@ static const struct command commands[] = {
 	  "daemon's memory, CPU time, uptime and version. The config's\n"
 	  "\"metrics\": {\"port\": 9600, \"address\": \"127.0.0.1\"} also serves them\n"
 	  "at http://ADDRESS:PORT/metrics. docs/metrics.md lists every metric." },
+	{ "images", te_cmd_images, "images [--json] | images pull URL | images gc",
+	  "The image cache (docs/images.md): per image its sha256, size, how many\n"
+	  "modules use it, when it was last used and where it came from.\n"
+	  "'pull URL' downloads https://HOST/PATH#sha256=HEX[&sig=BASE64] (or\n"
+	  "http://, file:///PATH) into the cache through the daemon and prints the\n"
+	  "cached file's path (exit 1 when the download or a check fails, 2 for a\n"
+	  "bad URL). 'gc' removes unused images now (past images.gcGraceSecs, or\n"
+	  "least recently used first while over images.cacheBytes) and prints them." },
 	{ "twin", te_cmd_twin, "twin NAME [--desired PATCH]",
 	  "Print a module's twin as the daemon holds it:\n"
 	  "{\"desired\": {..., \"$version\": N}, \"reported\": {..., \"$version\": M}}.\n"

@@ -30,6 +30,7 @@
 #include "store/store.h"
 #include "supervisor.h"
 #include "upstream/upstream.h"
+#include "images/images.h"
 #include "version.h"
 
 #define RELOAD_SETTLE_MS 300 /* a file write usually comes in several events */
@@ -49,6 +50,7 @@ struct daemon {
 	struct te_up_hooks up_hooks;
 	struct te_deployer deploy;    /* cloud deployments, $edgeAgent reported */
 	struct te_ctl ctl;
+	struct te_images images;      /* the image cache (images.h) */
 	struct te_metrics metrics;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
@@ -467,6 +469,19 @@ static void uplink_start(struct daemon *d)
 		d->router.uplink = &d->ups[0];
 }
 
+/* The image cache; without it (a bad trusted key, an unwritable state
+ * dir) the daemon runs on and `tinyedge images` says why not. */
+static void images_open(struct daemon *d)
+{
+	char err[512];
+	int r = te_images_open(&d->images, &d->loop, &d->cfg, err, sizeof(err));
+
+	if (r < 0)
+		te_error("images", "image cache disabled: %s", err);
+	else
+		d->ctl.images = &d->images;
+}
+
 static int daemon_serve(struct daemon *d)
 {
 	int r = te_loop_init(&d->loop);
@@ -501,6 +516,8 @@ static int daemon_serve(struct daemon *d)
 	if (r == 0 && (r = te_ctl_open(&d->ctl, &d->loop, &d->sv, d->cfg.state_dir)) < 0)
 		te_error("agent", "control socket in %s: %s", d->cfg.state_dir, te_strerror(r));
 	d->ctl.agent = &d->agent;
+	if (r == 0)
+		images_open(d);
 	if (r < 0) {
 		te_sv_free(&d->sv);
 		te_router_free(&d->router);
@@ -518,6 +535,7 @@ static int daemon_serve(struct daemon *d)
 	r = te_loop_run(&d->loop);
 	te_metrics_free(&d->metrics);
 	te_ctl_close(&d->ctl);
+	te_images_close(&d->images);
 	te_deploy_free(&d->deploy);
 	if (d->inotify.fd >= 0)
 		close(d->inotify.fd);

@@ -1,5 +1,5 @@
 /* Client verbs that talk to a running daemon: list, stats, logs, start,
- * stop, restart, queue, metrics, twin, ... (protocol in server.h). */
+ * stop, restart, queue, metrics, twin, images, ... (protocol in server.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "images/imgcodec.h"
 
 /* Connect to the daemon of the state dir; prints why not. fd or -1. */
 static int ctl_connect(const struct te_cli *cli)
@@ -697,5 +698,137 @@ int te_cmd_logs(int argc, char **argv)
 		return TE_EXIT_FAIL;
 	rc = send_all(fd, req, strlen(req)) < 0 ? TE_EXIT_FAIL : logs_stream(&cli, fd);
 	close(fd);
+	return rc;
+}
+
+/* --- images --- */
+
+static void print_image_row(const struct te_json_doc *d, unsigned im, time_t now)
+{
+	char sha[80], url[1100], when[32];
+	time_t t = (time_t)num(d, (int)im, "lastUsed");
+	struct tm tm;
+
+	field_text(d, im, "sha256", sha, sizeof(sha));
+	field_text(d, im, "url", url, sizeof(url));
+	if (gmtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	else
+		snprintf(when, sizeof(when), "-");
+	printf("%-12.12s %12lld %4lld %-20s %6llds %s\n", sha, (long long)num(d, (int)im, "size"),
+	       (long long)num(d, (int)im, "refs"), when, (long long)(now - t), url);
+}
+
+static int print_images(const char *buf, size_t len)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	time_t now = time(NULL);
+	int ims;
+
+	if (te_json_parse(&doc, "answer", buf, len, NULL, &diag) < 0 ||
+	    (ims = te_json_get(&doc, 0, "images")) < 0) {
+		fprintf(stderr, "tinyedge images: malformed answer from the daemon\n");
+		te_json_free(&doc);
+		return TE_EXIT_FAIL;
+	}
+	printf("%-12s %12s %4s %-20s %7s %s\n", "SHA256", "SIZE", "REFS", "LAST-USED", "AGE", "URL");
+	TE_JSON_FOREACH_ELEM(&doc, (unsigned)ims, im)
+		print_image_row(&doc, im, now);
+	printf("cache: %lld of %lld bytes\n", (long long)num(&doc, 0, "bytes"),
+	       (long long)num(&doc, 0, "quotaBytes"));
+	te_json_free(&doc);
+	return TE_EXIT_OK;
+}
+
+static int print_pulled(const char *buf, size_t len)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	char path[4200];
+	int p;
+
+	if (te_json_parse(&doc, "answer", buf, len, NULL, &diag) < 0 ||
+	    (p = te_json_get(&doc, 0, "path")) < 0 ||
+	    te_json_str(&doc, (unsigned)p, path, sizeof(path), NULL) < 0) {
+		fprintf(stderr, "tinyedge images: malformed answer from the daemon\n");
+		te_json_free(&doc);
+		return TE_EXIT_FAIL;
+	}
+	printf("%s\n", path);
+	te_json_free(&doc);
+	return TE_EXIT_OK;
+}
+
+static int print_removed(const char *buf, size_t len)
+{
+	struct te_diag diag = { 0 };
+	struct te_json_doc doc;
+	char sha[80], url[1100];
+	unsigned n = 0;
+	int rm;
+
+	if (te_json_parse(&doc, "answer", buf, len, NULL, &diag) < 0 ||
+	    (rm = te_json_get(&doc, 0, "removed")) < 0) {
+		fprintf(stderr, "tinyedge images: malformed answer from the daemon\n");
+		te_json_free(&doc);
+		return TE_EXIT_FAIL;
+	}
+	TE_JSON_FOREACH_ELEM(&doc, (unsigned)rm, im) {
+		field_text(&doc, im, "sha256", sha, sizeof(sha));
+		field_text(&doc, im, "url", url, sizeof(url));
+		printf("removed %s %lld bytes %s\n", sha, (long long)num(&doc, (int)im, "size"), url);
+		n++;
+	}
+	printf("%u image%s removed\n", n, n == 1 ? "" : "s");
+	te_json_free(&doc);
+	return TE_EXIT_OK;
+}
+
+int te_cmd_images(int argc, char **argv)
+{
+	struct te_cli cli;
+	struct te_image_ref ref;
+	char req[TE_URL_MAX + 1024], err[256];
+	const char *action = "list";
+	struct te_jw w;
+	char *buf;
+	size_t len;
+	int rc;
+
+	if (te_cli_parse(&cli, argc, argv, TE_OPT_JSON) < 0)
+		return TE_EXIT_USAGE;
+	if (cli.help)
+		return te_help(argv[0]);
+	if (cli.argc) {
+		action = cli.argv[0];
+		if (!((!strcmp(action, "pull") && cli.argc == 2) || (!strcmp(action, "gc") && cli.argc == 1)))
+			return te_cli_usage_error(&cli, "expected 'images', 'images pull URL' or 'images gc'");
+	}
+	if (!strcmp(action, "pull") && te_image_ref_parse(cli.argv[1], &ref, err, sizeof(err)) < 0)
+		return te_cli_usage_error(&cli, "%s", err);
+	te_jw_init(&w, req, sizeof(req) - 2);
+	te_jw_obj_open(&w);
+	te_jw_kstr(&w, "cmd", "images");
+	te_jw_kstr(&w, "action", action);
+	if (cli.argc == 2)
+		te_jw_kstr(&w, "url", cli.argv[1]);
+	te_jw_obj_close(&w);
+	if (te_jw_finish(&w) < 0)
+		return te_cli_usage_error(&cli, "URL too long");
+	memcpy(req + w.len, "\n", 2);
+	buf = te_ctl_call(&cli, req, &len);
+	if (!buf)
+		return TE_EXIT_FAIL;
+	rc = te_ctl_answer_error(&cli, buf, len);
+	if (rc < 0 && cli.json)
+		rc = fwrite(buf, 1, len, stdout) == len ? TE_EXIT_OK : TE_EXIT_FAIL;
+	else if (rc < 0 && !strcmp(action, "pull"))
+		rc = print_pulled(buf, len);
+	else if (rc < 0 && !strcmp(action, "gc"))
+		rc = print_removed(buf, len);
+	else if (rc < 0)
+		rc = print_images(buf, len);
+	free(buf);
 	return rc;
 }

@@ -19,6 +19,7 @@ int te_cmd_call(int argc, char **argv);
 int te_cmd_twin(int argc, char **argv);
 int te_cmd_queue(int argc, char **argv);
 int te_cmd_metrics(int argc, char **argv);
+int te_cmd_images(int argc, char **argv);
 
 /* Print the help of one verb to stdout; returns TE_EXIT_OK. */
 int te_help(const char *verb);

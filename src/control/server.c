@@ -17,6 +17,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "hub/wire.h"
+#include "images/images.h"
 #include "store/store.h"
 #include "upstream/upstream.h"
 #include "metrics.h"
@@ -26,6 +27,9 @@
 
 static void client_close(struct te_ctl_client *c)
 {
+	if (c->img_pull && c->ctl->images)
+		te_images_cancel(c->ctl->images, c->img_pull);
+	c->img_pull = 0;
 	te_io_del(c->ctl->loop, &c->io);
 	close(c->io.fd);
 	free(c->out);
@@ -261,9 +265,10 @@ static const struct te_json_policy req_policy[] = {
 	{ "endpoint", TE_JSON_STRING, 0 },
 	{ "limit", TE_JSON_NUMBER, 0 },
 	{ "desired", TE_JSON_STRING, 0 },
+	{ "url", TE_JSON_STRING, 0 },
 };
 enum { RQ_CMD, RQ_MODULE, RQ_TAIL, RQ_SINCE, RQ_FOLLOW, RQ_INPUT, RQ_RECORD, RQ_METHOD,
-       RQ_PAYLOAD, RQ_TIMEOUT, RQ_ACTION, RQ_ENDPOINT, RQ_LIMIT, RQ_DESIRED, RQ_N };
+       RQ_PAYLOAD, RQ_TIMEOUT, RQ_ACTION, RQ_ENDPOINT, RQ_LIMIT, RQ_DESIRED, RQ_URL, RQ_N };
 
 /* `tinyedge queue`: figures, purge ENDPOINT, peek ENDPOINT. */
 static void reply_queue(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb)
@@ -570,6 +575,93 @@ static void reply_send(struct te_ctl_client *c, struct te_json_doc *doc, const i
 	client_put(c, "{\"ok\":true}\n", 12);
 }
 
+/* --- images --- */
+
+static void images_pulled(void *ctx, int status, const char *path, const char *err)
+{
+	struct te_ctl_client *c = ctx;
+	char buf[PATH_MAX + 64];
+	struct te_jw w;
+
+	c->img_pull = 0;
+	if (status < 0) {
+		client_error(c, 1, err);
+	} else {
+		te_jw_init(&w, buf, sizeof(buf) - 1);
+		te_jw_obj_open(&w);
+		te_jw_kbool(&w, "ok", true);
+		te_jw_kstr(&w, "path", path);
+		te_jw_obj_close(&w);
+		if (te_jw_finish(&w) == 0) {
+			buf[w.len] = '\n';
+			client_put(c, buf, w.len + 1);
+		}
+	}
+	client_respond(c);
+}
+
+static void images_removed(void *ctx, const struct te_image *im)
+{
+	struct te_jw *w = ctx;
+
+	te_jw_obj_open(w);
+	te_jw_kstr(w, "sha256", im->sha256);
+	te_jw_key(w, "size");
+	te_jw_uint(w, im->size);
+	te_jw_kstr(w, "url", im->url);
+	te_jw_obj_close(w);
+}
+
+/* `tinyedge images`: list, pull URL (answered when done), gc. */
+static void reply_images(struct te_ctl_client *c, struct te_json_doc *doc, const int *tb)
+{
+	struct te_images *im = c->ctl->images;
+	size_t cap = 64 + TE_IMAGES_MAX * (TE_IMAGES_URL_MAX * 6 + 256);
+	char url[TE_URL_MAX + 400], err[256];
+	struct te_image_ref ref;
+	struct te_jw w;
+	char *buf;
+	int r;
+
+	if (!im)
+		return client_error(c, 1, "the image cache is not available");
+	if (tb[RQ_ACTION] >= 0 && te_json_streq(doc, (unsigned)tb[RQ_ACTION], "pull")) {
+		if (tb[RQ_URL] < 0 || te_json_str(doc, (unsigned)tb[RQ_URL], url, sizeof(url), NULL) < 0)
+			return client_error(c, 2, "images pull needs a url");
+		if (te_image_ref_parse(url, &ref, err, sizeof(err)) < 0)
+			return client_error(c, 2, err);
+		r = te_images_pull(im, &ref, url, images_pulled, c);
+		if (r < 0)
+			return client_error(c, 1, r == -EBUSY ? "too many image pulls at once"
+							       : te_strerror(r));
+		c->img_pull = (unsigned)r;
+		return;
+	}
+	if (!(buf = malloc(cap)))
+		return client_error(c, 1, te_strerror(-ENOMEM));
+	te_jw_init(&w, buf, cap - 1);
+	if (tb[RQ_ACTION] >= 0 && te_json_streq(doc, (unsigned)tb[RQ_ACTION], "gc")) {
+		te_jw_obj_open(&w);
+		te_jw_key(&w, "removed");
+		te_jw_arr_open(&w);
+		te_images_gc(im, images_removed, &w);
+		te_jw_arr_close(&w);
+		te_jw_obj_close(&w);
+	} else if (tb[RQ_ACTION] < 0 || te_json_streq(doc, (unsigned)tb[RQ_ACTION], "list")) {
+		te_images_json(im, &w);
+	} else {
+		free(buf);
+		return client_error(c, 2, "unknown images action");
+	}
+	if (te_jw_finish(&w) < 0) {
+		client_error(c, 1, "answer too large");
+	} else {
+		buf[w.len] = '\n';
+		client_put(c, buf, w.len + 1);
+	}
+	free(buf);
+}
+
 static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 		     const int *tb)
 {
@@ -589,6 +681,8 @@ static void dispatch(struct te_ctl_client *c, struct te_json_doc *doc,
 		return reply_agent_call(c, doc, tb);
 	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "metrics"))
 		return reply_metrics(c);
+	if (te_json_streq(doc, (unsigned)tb[RQ_CMD], "images"))
+		return reply_images(c, doc, tb);
 	if (tb[RQ_MODULE] < 0 || te_json_str(doc, (unsigned)tb[RQ_MODULE], name, sizeof(name), NULL) < 0)
 		return client_error(c, 2, "missing or invalid module name");
 	md = te_sv_find(sv, name);
@@ -670,7 +764,7 @@ static int client_flush(struct te_ctl_client *c)
 /* After a request: flush; close unless following a log. */
 static void client_respond(struct te_ctl_client *c)
 {
-	if (client_flush(c) < 0 || (!c->follow && !c->call_id && !c->out))
+	if (client_flush(c) < 0 || (!c->follow && !c->call_id && !c->img_pull && !c->out))
 		client_close(c);
 }
 
@@ -730,7 +824,7 @@ static void on_client(struct te_loop *l, struct te_io *io, uint32_t ev)
 		client_close(c);
 		return;
 	}
-	if (!c->follow && !c->call_id && c->reqlen && !c->out && (ev & EPOLLOUT)) {
+	if (!c->follow && !c->call_id && !c->img_pull && c->reqlen && !c->out && (ev & EPOLLOUT)) {
 		client_close(c); /* response fully sent */
 		return;
 	}

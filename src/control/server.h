@@ -14,6 +14,10 @@
  *                                          -> {"status":S,"payload":...}
  *     (module "$edgeAgent": the agent's built-in methods, answered at once)
  *   {"cmd":"metrics"}                      -> Prometheus text (metrics.h)
+ *   {"cmd":"images"[,"action":"list"]}     -> te_images_json (images.h)
+ *   {"cmd":"images","action":"pull","url":U} -> {"ok":true,"path":P} once
+ *                                          the image is in the cache
+ *   {"cmd":"images","action":"gc"}         -> {"removed":[{sha256,size,url}]}
  * Errors: {"error":"message","code":2} (2 = invalid request or no such
  * module, 1 = runtime failure). */
 #ifndef TE_SERVER_H
@@ -49,9 +53,11 @@ struct te_ctl_client {
 	uint32_t call_id;       /* waiting for this direct method's result */
 	uint64_t call_deadline; /* te_now_ms() */
 	unsigned call_secs;
+	unsigned img_pull;      /* waiting for this image pull (images.h) */
 };
 
 struct te_agent;
+struct te_images;
 
 struct te_ctl {
 	struct te_loop *loop;
@@ -62,6 +68,7 @@ struct te_ctl {
 	struct te_timer call_timer;  /* direct method calls time out */
 	uint32_t next_call_id;
 	const struct te_metrics_src *metrics;  /* for "metrics"; set by the daemon */
+	struct te_images *images;    /* for "images"; NULL: not available */
 	struct te_ctl_client clients[TE_CTL_CLIENTS];
 	char path[PATH_MAX];
 };

@@ -62,6 +62,10 @@ void te_config_defaults(struct te_config *c)
 	c->backoff.reset_after_secs = 600;
 	c->logs.ring_bytes = 64 * 1024;
 	c->deployment.probation_secs = 60;
+	c->images.cache_bytes = 512ull << 20;
+	c->images.max_image_bytes = 256ull << 20;
+	c->images.gc_grace_secs = 86400;
+	c->images.timeout_secs = 600;
 	snprintf(c->metrics.address, sizeof(c->metrics.address), "127.0.0.1");
 }
 
@@ -383,6 +387,57 @@ static void cfg_metrics(struct cfg_ctx *x, int obj)
 	}
 }
 
+static const struct te_json_policy images_policy[] = {
+	{ "cacheBytes", TE_JSON_NUMBER, 0 },
+	{ "gcGraceSecs", TE_JSON_NUMBER, 0 },
+	{ "maxImageBytes", TE_JSON_NUMBER, 0 },
+	{ "timeoutSecs", TE_JSON_NUMBER, 0 },
+	{ "trustedKeys", TE_JSON_ARRAY, 0 },
+	{ "caFile", TE_JSON_STRING, 0 },
+};
+
+static void cfg_bytes(struct cfg_ctx *x, int t, const char *what, uint64_t *out)
+{
+	int64_t v;
+
+	if (t < 0)
+		return;
+	if (te_jv_int(x->doc, (unsigned)t, what, 1 << 20, INT64_MAX, &v, x->diag) < 0)
+		x->bad++;
+	else
+		*out = (uint64_t)v;
+}
+
+static void cfg_images(struct cfg_ctx *x, int obj)
+{
+	int tb[6];
+
+	if (obj < 0)
+		return;
+	x->bad += te_json_read_object(x->doc, (unsigned)obj, "images", images_policy, 6, tb,
+				      x->diag);
+	cfg_bytes(x, tb[0], "images.cacheBytes", &x->c->images.cache_bytes);
+	cfg_uint(x, tb[1], "images.gcGraceSecs", 0, 365 * 86400, &x->c->images.gc_grace_secs);
+	cfg_bytes(x, tb[2], "images.maxImageBytes", &x->c->images.max_image_bytes);
+	cfg_uint(x, tb[3], "images.timeoutSecs", 1, 86400, &x->c->images.timeout_secs);
+	cfg_str(x, tb[5], "images.caFile", x->c->images.ca_file, sizeof(x->c->images.ca_file));
+	if (tb[4] < 0)
+		return;
+	TE_JSON_FOREACH_ELEM(x->doc, (unsigned)tb[4], e) {
+		if (x->c->images.nkeys == TE_IMAGES_KEYS_MAX) {
+			te_json_error(x->doc, x->diag, e, "images.trustedKeys: at most %d keys",
+				      TE_IMAGES_KEYS_MAX);
+			x->bad++;
+			return;
+		}
+		if (te_jv_str(x->doc, e, "images.trustedKeys[]",
+			      x->c->images.trusted_keys[x->c->images.nkeys], PATH_MAX, false, x->diag) < 0)
+			x->bad++;
+		else
+			x->c->images.nkeys++;
+	}
+}
+
 static const struct te_json_policy root_policy[] = {
 	{ "deviceId", TE_JSON_STRING, 0 },
 	{ "hostname", TE_JSON_STRING, 0 },
@@ -394,9 +449,10 @@ static const struct te_json_policy root_policy[] = {
 	{ "logs", TE_JSON_OBJECT, 0 },
 	{ "deployment", TE_JSON_OBJECT, 0 },
 	{ "metrics", TE_JSON_OBJECT, 0 },
+	{ "images", TE_JSON_OBJECT, 0 },
 };
 enum { R_DEVICE, R_HOSTNAME, R_STATE, R_LEVEL, R_UPSTREAM, R_STORE, R_BACKOFF,
-       R_LOGS, R_DEPLOYMENT, R_METRICS, R_N };
+       R_LOGS, R_DEPLOYMENT, R_METRICS, R_IMAGES, R_N };
 
 static void cfg_root(struct cfg_ctx *x)
 {
@@ -430,6 +486,7 @@ static void cfg_root(struct cfg_ctx *x)
 	cfg_logs(x, tb[R_LOGS]);
 	cfg_deployment(x, tb[R_DEPLOYMENT]);
 	cfg_metrics(x, tb[R_METRICS]);
+	cfg_images(x, tb[R_IMAGES]);
 	cfg_upstream(x, tb[R_UPSTREAM], tb[R_DEVICE]);
 }
 

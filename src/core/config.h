@@ -18,6 +18,7 @@
 #define TE_ID_MAX 128   /* Azure IoT Hub's limit for device and module ids */
 #define TE_HOST_MAX 256
 #define TE_SECRET_MAX 1024
+#define TE_IMAGES_KEYS_MAX 8    /* images.trustedKeys */
 
 enum te_upstream_protocol { TE_UP_NONE, TE_UP_MQTT, TE_UP_AZURE };
 
@@ -76,6 +77,15 @@ struct te_config {
 		unsigned probation_secs;  /* how long new modules must hold (60) */
 		uint64_t memory_budget;   /* admission; 0 = the device's RAM */
 	} deployment;
+	struct {                      /* the image cache (docs/images.md) */
+		uint64_t cache_bytes;     /* quota (512 MiB) */
+		uint64_t max_image_bytes; /* one image (256 MiB) */
+		unsigned gc_grace_secs;   /* unused this long: collectable (86400) */
+		unsigned timeout_secs;    /* one download (600) */
+		char ca_file[PATH_MAX];   /* "" = upstream.caFile, else the system's */
+		char trusted_keys[TE_IMAGES_KEYS_MAX][PATH_MAX]; /* PEM EC P-256 */
+		unsigned nkeys;
+	} images;
 };
 
 /* Fill c with defaults (device id and hostname from uname). */
