@@ -96,8 +96,37 @@ static int conn_wait(struct conn *c, short events)
 	}
 }
 
+/* te_tls_write only sends: reading is what drives the handshake. */
+static int tls_handshake(struct conn *c)
+{
+	uint8_t b;
+
+	while (!te_tls_ready(c->tls)) {
+		ssize_t n = te_tls_read(c->tls, &b, 1);
+		int r;
+
+		if (n == 0 || n > 0)
+			return fail(c->f, -TE_EMALFORMED, "TLS: the server %s before the request",
+				    n ? "sent data" : "closed");
+		if (n != -EAGAIN)
+			return fail(c->f, (int)n, "TLS: %s", te_tls_error(c->tls));
+		r = te_tls_flush(c->tls);
+		if (r < 0 && r != -EAGAIN)
+			return fail(c->f, r, "TLS: %s", te_tls_error(c->tls));
+		if (te_tls_ready(c->tls))
+			break;
+		if ((r = conn_wait(c, (short)te_tls_events(c->tls))) < 0)
+			return r;
+	}
+	return 0;
+}
+
 static int conn_write(struct conn *c, const char *s, size_t n)
 {
+	int hs = c->tls ? tls_handshake(c) : 0;
+
+	if (hs < 0)
+		return hs;
 	while (n) {
 		ssize_t w = c->tls ? te_tls_write(c->tls, s, n) : send(c->fd, s, n, MSG_NOSIGNAL);
 		int r;
@@ -392,8 +421,10 @@ static int read_body(struct run *g, struct conn *c, const struct te_http_resp *r
 			return ATTEMPT_DONE;
 		p = g->buf;
 		ssize_t k = conn_read(c, p, IO_BYTES);
-		if (k == 0 && left < 0 && !resp->chunked)
-			return ATTEMPT_DONE; /* no length: the end is the close */
+		/* No length: the end is the close, with or without close_notify
+		 * (the sha256 catches a truncation). */
+		if ((k == 0 || k == -ECONNRESET) && left < 0 && !resp->chunked)
+			return ATTEMPT_DONE;
 		if (k == 0 || k == -ECONNRESET) {
 			if (left > 0)
 				return fail(g->f, -ECONNRESET, "%s closed the connection %lld bytes short "

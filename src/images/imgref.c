@@ -263,13 +263,44 @@ int te_url_format(const struct te_url *u, char *buf, size_t cap)
 	return n < 0 || (size_t)n >= cap ? -TE_ENOSPACE : 0;
 }
 
-/* A relative reference: replace the last segment of base's path (the
- * query dropped). Dot segments are passed to the server as they are. */
+/* RFC 3986 5.2.4 on in[0..n) (a path without query): "." and ".."
+ * segments go. out has room for n + 1 bytes. */
+static size_t remove_dots(const char *in, size_t n, char *out)
+{
+	size_t w = 0, i = 0;
+
+	while (i < n) {
+		size_t seg = i + 1, end;
+
+		while (seg < n && in[seg] != '/')
+			seg++;
+		end = seg; /* in[i] == '/', the segment is in[i+1..end) */
+		if (end - i == 2 && in[i + 1] == '.') {
+			if (end == n)
+				out[w++] = '/';
+		} else if (end - i == 3 && in[i + 1] == '.' && in[i + 2] == '.') {
+			while (w > 0 && out[--w] != '/')
+				;
+			if (end == n)
+				out[w++] = '/';
+		} else {
+			memcpy(out + w, in + i, end - i);
+			w += end - i;
+		}
+		i = end;
+	}
+	if (w == 0)
+		out[w++] = '/';
+	return w;
+}
+
+/* A relative reference: replace the last segment of base's path (its
+ * query dropped), then remove dot segments. */
 static int resolve_relative(const struct te_url *base, const char *loc, size_t n,
 			    struct te_url *out, char *err, size_t cap)
 {
-	char path[TE_URL_PATH_MAX + 1];
-	size_t dir = strcspn(base->path, "?");
+	char path[TE_URL_PATH_MAX + 1], clean[TE_URL_PATH_MAX + 2];
+	size_t dir = strcspn(base->path, "?"), q, len;
 
 	while (dir > 0 && base->path[dir - 1] != '/')
 		dir--;
@@ -277,8 +308,12 @@ static int resolve_relative(const struct te_url *base, const char *loc, size_t n
 		return fail(err, cap, "redirect: Location too long", NULL);
 	memcpy(path, base->path, dir);
 	memcpy(path + dir, loc, n);
+	q = strcspn(loc, "?");
+	q = dir + (q < n ? q : n);
+	len = remove_dots(path, q, clean);
+	memcpy(clean + len, path + q, dir + n - q);
 	*out = *base;
-	return parse_path(path, dir + n, out, err, cap);
+	return parse_path(clean, len + dir + n - q, out, err, cap);
 }
 
 int te_url_resolve(const struct te_url *base, const char *loc, struct te_url *out,
