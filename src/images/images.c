@@ -280,7 +280,7 @@ static void job_finish(struct te_images *c, struct te_images_job *j)
 			meta_write(c, im, true);
 		}
 		c->pulled++;
-		te_info("images", "pulled %s (%llu bytes, %llu from the network, %u requests)", j->url,
+		te_info("images", "pulled %s (%llu bytes, %llu transferred, %u requests)", j->url,
 			(unsigned long long)j->fetch.size, (unsigned long long)j->fetch.net_bytes,
 			j->fetch.requests);
 	} else if (status) {

@@ -202,7 +202,7 @@ def test_cut_download_resumes_with_range(tmp_path, servers, pki, tls_cache):
     assert reqs[1]["range"] == f"bytes={len(data) // 2}-"
     # Bytes served: half, then the other half: less than twice the image.
     n = len(data)
-    assert f"({n} bytes, {n} from the network, 2 requests)" in tls_cache.daemon.text()
+    assert f"({n} bytes, {n} transferred, 2 requests)" in tls_cache.daemon.text()
 
 
 def test_resume_across_pulls_keeps_the_part(tmp_path, servers, pki, tls_cache):
