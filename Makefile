@@ -119,10 +119,10 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_
 # Fuzzing: one target binary with modes (TE_FUZZ=json|config|...; FUZZ_MODES).
 FUZZ_BIN := $(BUILD)/fuzz/tinyedge-fuzz
 FUZZ_SECS ?= 60
-FUZZ_MODES := json config manifest patch record ctl ring route stdio mqtt azure twin methods
+FUZZ_MODES := json config manifest patch record ctl ring route stdio mqtt azure twin methods http
 FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c \
 	test/fuzz/fuzz_stdio.c test/fuzz/fuzz_mqtt.c test/fuzz/fuzz_azure.c test/fuzz/fuzz_twin.c \
-	test/fuzz/fuzz_methods.c
+	test/fuzz/fuzz_methods.c test/fuzz/fuzz_http.c
 
 # The clock floor for certificate checks on devices without an RTC: the
 # commit's time (reproducible), else now.

@@ -60,5 +60,6 @@ int main(void)
 	replay_mode("azure");
 	replay_mode("twin");
 	replay_mode("methods");
+	replay_mode("http");
 	return tap_done();
 }
