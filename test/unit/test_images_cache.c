@@ -197,8 +197,52 @@ static void test_api(void)
 	TAP_OK(system(url) == 0, "cleanup");
 }
 
+static int load_config(const char *text, struct te_config *cfg, char *msg, size_t cap)
+{
+	char path[] = "/tmp/te-imgcfg-XXXXXX";
+	struct te_diag diag = { 0 };
+	int fd = mkstemp(path), r;
+	FILE *f = fdopen(fd, "w");
+
+	fputs(text, f);
+	fclose(f);
+	te_config_defaults(cfg);
+	r = te_config_load(cfg, path, &diag);
+	unlink(path);
+	snprintf(msg, cap, "%u problems", diag.errors);
+	return r;
+}
+
+static void test_config(void)
+{
+	struct te_config cfg;
+	char msg[64];
+
+	te_config_defaults(&cfg);
+	TAP_OK(cfg.images.cache_bytes == 512ull << 20 && cfg.images.max_image_bytes == 256ull << 20 &&
+	       cfg.images.gc_grace_secs == 86400 && cfg.images.timeout_secs == 600 &&
+	       cfg.images.nkeys == 0 && !cfg.images.ca_file[0], "images defaults");
+	TAP_OK(load_config("{\"images\": {\"cacheBytes\": 2097152, \"gcGraceSecs\": 5, "
+			   "\"maxImageBytes\": 1048576, \"timeoutSecs\": 7, "
+			   "\"trustedKeys\": [\"/k1.pem\", \"/k2.pem\"], \"caFile\": \"/ca.pem\"}}",
+			   &cfg, msg, sizeof(msg)) == 0 &&
+	       cfg.images.cache_bytes == 2097152 && cfg.images.gc_grace_secs == 5 &&
+	       cfg.images.max_image_bytes == 1048576 && cfg.images.timeout_secs == 7 &&
+	       cfg.images.nkeys == 2 && !strcmp(cfg.images.trusted_keys[1], "/k2.pem") &&
+	       !strcmp(cfg.images.ca_file, "/ca.pem"), "images keys loaded");
+	TAP_EQ_INT(load_config("{\"images\": {\"cacheByte\": 1}}", &cfg, msg, sizeof(msg)),
+		   -TE_EINVALID, "unknown images key refused");
+	TAP_EQ_INT(load_config("{\"images\": {\"maxImageBytes\": 1000}}", &cfg, msg, sizeof(msg)),
+		   -TE_EINVALID, "maxImageBytes under 1 MiB refused");
+	TAP_EQ_INT(load_config("{\"images\": {\"trustedKeys\": [1]}}", &cfg, msg, sizeof(msg)),
+		   -TE_EINVALID, "a trusted key must be a path");
+	TAP_EQ_INT(load_config("{\"images\": {\"trustedKeys\": [\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\"]}}",
+			       &cfg, msg, sizeof(msg)), -TE_EINVALID, "at most 8 trusted keys");
+}
+
 int main(void)
 {
+	test_config();
 	test_plan();
 	test_api();
 	return tap_done();
