@@ -350,3 +350,12 @@ def test_gc_quota_removes_least_recently_used(tmp_path, daemons):
     # 1.2 MB > 1 MiB: the pull's GC removed the oldest one.
     assert cache.cached() == sorted(shas[1:])
     assert "removed " + shas[0] in cache.daemon.text()
+
+
+def test_oversized_response_head_is_refused(tmp_path, servers, pki, tls_cache):
+    srv = servers(tmp_path, pki)
+    sha = srv.add("hh.sqfs", b"h")
+    r = tls_cache.pull(srv.url("hugehead/hh.sqfs", sha))
+    assert r.returncode == 1 and "response head over 16384 bytes" in r.stderr, r.stderr
+    assert tls_cache.cli().returncode == 0  # the daemon is fine
+    assert tls_cache.daemon.proc.poll() is None
