@@ -519,6 +519,15 @@ static int run_writable(const struct te_module_spec *ms, struct te_image_run *ru
 	return 0;
 }
 
+/* "image <path>: " ahead of err. */
+static void err_prefix(char *err, size_t cap, const char *image)
+{
+	char why[256];
+
+	snprintf(why, sizeof(why), "%s", err);
+	snprintf(err, cap, "image %s: %s", image, why);
+}
+
 int te_image_acquire(const void *owner, const struct te_module_spec *ms,
 		     struct te_image_run *run, char *err, size_t cap)
 {
@@ -529,25 +538,20 @@ int te_image_acquire(const void *owner, const struct te_module_spec *ms,
 	memset(run, 0, sizeof(*run));
 	if (stat(ms->image, &st) < 0) {
 		r = -errno;
-		snprintf(err, cap, "image %s: %s", ms->image, strerror(-r));
-		return r;
-	}
-	if (ms->image_kind == TE_IMAGE_SQUASHFS)
+		snprintf(err, cap, "%s", strerror(-r));
+	} else if (ms->image_kind == TE_IMAGE_SQUASHFS) {
 		r = mnt_get(owner, ms->image, &st, run->root, sizeof(run->root), err, cap);
-	else
-		r = snprintf(run->root, sizeof(run->root), "%s", ms->image) < 0 ? -EINVAL : 0;
-	if (r < 0)
-		return r;
-	if ((r = te_image_check_tree(run->root, ms, err, cap)) < 0) {
-		char why[256];
-
-		snprintf(why, sizeof(why), "%s", err);
-		snprintf(err, cap, "image %s: %s", ms->image, why);
+	} else {
+		snprintf(run->root, sizeof(run->root), "%s", ms->image);
+		r = 0;
 	}
+	if (r == 0)
+		r = te_image_check_tree(run->root, ms, err, cap);
 	run->spec = *ms;
 	if (r == 0 && ms->writable != TE_WRITABLE_NONE)
 		r = run_writable(ms, run, err, cap);
 	if (r < 0) {
+		err_prefix(err, cap, ms->image);
 		te_image_release(owner);
 		return r;
 	}
