@@ -290,10 +290,39 @@ static const struct te_json_policy co_policy[] = {
 	{ "watchdogSecs", TE_JSON_NUMBER, 0 },
 	{ "io", TE_JSON_STRING, 0 },
 	{ "ringBytes", TE_JSON_NUMBER, 0 },
+	{ "writable", TE_JSON_BOOL | TE_JSON_STRING, 0 },
+	{ "writableBytes", TE_JSON_NUMBER, 0 },
 };
 enum { CO_ARGS, CO_WORKDIR, CO_USER, CO_GROUP, CO_NS, CO_ROOTFS, CO_MOUNTS,
        CO_DEVICES, CO_CAPS, CO_LIMITS, CO_STOP, CO_WATCHDOG, CO_IO, CO_RING,
-       CO_N };
+       CO_WRITABLE, CO_WRITABLE_BYTES, CO_N };
+
+/* writable: false | true (= "tmpfs") | "tmpfs" | "volume" */
+static void co_writable(struct mf_ctx *x, struct te_module_spec *ms,
+			const int *tb, const char *what)
+{
+	static const char *const names[] = { "tmpfs", "volume" };
+	char name[200];
+	bool on = false;
+	int64_t v = TE_WRITABLE_BYTES_DEFAULT;
+	unsigned e;
+
+	snprintf(name, sizeof(name), "%s.writable", what);
+	if (tb[CO_WRITABLE] >= 0 && x->doc->tok[tb[CO_WRITABLE]].type == TE_JSON_BOOL) {
+		te_json_bool(x->doc, (unsigned)tb[CO_WRITABLE], &on);
+		ms->writable = on ? TE_WRITABLE_TMPFS : TE_WRITABLE_NONE;
+	} else if (tb[CO_WRITABLE] >= 0 &&
+		   te_jv_enum(x->doc, (unsigned)tb[CO_WRITABLE], name, names, 2, &e, x->diag) == 0) {
+		ms->writable = e ? TE_WRITABLE_VOLUME : TE_WRITABLE_TMPFS;
+	} else if (tb[CO_WRITABLE] >= 0) {
+		x->bad++;
+	}
+	co_int(x, tb[CO_WRITABLE_BYTES], what, "writableBytes", 64 << 10,
+	       INT64_C(1) << 40, &v);
+	ms->writable_bytes = (uint64_t)v;
+	if (tb[CO_WRITABLE_BYTES] >= 0 && ms->writable != TE_WRITABLE_TMPFS)
+		mf_error(x, (unsigned)tb[CO_WRITABLE_BYTES], "%s.writableBytes applies to writable \"tmpfs\" (or true) only", what);
+}
 
 static void co_scalars(struct mf_ctx *x, struct te_module_spec *ms,
 		       const int *tb, const char *what)
@@ -353,6 +382,7 @@ void mf_create_options(struct mf_ctx *x, struct te_module_spec *ms,
 	if (tb[CO_LIMITS] >= 0)
 		co_limits(x, ms, (unsigned)tb[CO_LIMITS], what);
 	co_scalars(x, ms, tb, what);
+	co_writable(x, ms, tb, what);
 	if ((ms->rootfs || ms->nmounts) && !(ms->namespaces & TE_NS_MOUNT))
 		mf_error(x, obj, "%s: rootfs and mounts need the \"mount\" namespace", what);
 }

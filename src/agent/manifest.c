@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/json_patch.h"
 #include "core/jvalue.h"
+#include "image_mount.h"
 #include "manifest_int.h"
 
 #define TWIN_DESIRED_MAX (32 * 1024)
@@ -127,6 +128,29 @@ static void mf_defaults(struct te_module_spec *ms)
 	ms->limits = (struct te_limits){ -1, -1, -1, -1 };
 	ms->stop_timeout_secs = 10;
 	ms->ring_bytes = TE_RING_BYTES_DEFAULT;
+	ms->writable_bytes = TE_WRITABLE_BYTES_DEFAULT;
+}
+
+/* What the image is (from the file: a missing one stays EXEC, and check
+ * and spawn say why), and the createOptions that go with each kind. */
+static void mf_image(struct mf_ctx *x, struct te_module_spec *ms, unsigned t,
+		     const char *what)
+{
+	enum te_image_kind k = TE_IMAGE_EXEC;
+	bool exists = te_image_kind_of(ms->image, &k) == 0;
+
+	ms->image_kind = k;
+	if (k == TE_IMAGE_EXEC) {
+		if (exists && ms->writable != TE_WRITABLE_NONE)
+			mf_error(x, t, "%s.settings.createOptions.writable: %s is an executable; a writable layer needs a directory or squashfs image",
+				 what, ms->image);
+		return;
+	}
+	if (ms->rootfs)
+		mf_error(x, t, "%s.settings.createOptions.rootfs: not with a %s image (the image is the root filesystem)",
+			 what, k == TE_IMAGE_DIR ? "directory" : "squashfs");
+	if (!(ms->namespaces & TE_NS_MOUNT))
+		mf_error(x, t, "%s.settings.image: a directory or squashfs image needs the \"mount\" namespace", what);
 }
 
 static void mf_env(struct mf_ctx *x, struct te_module_spec *ms, unsigned obj,
@@ -224,6 +248,8 @@ static void mf_settings(struct mf_ctx *x, struct te_module_spec *ms,
 		mf_create_options(x, ms, co_obj, name);
 	else if (nparts)
 		mf_create_options_string(x, ms, parts, nparts, name);
+	if (ms->image)
+		mf_image(x, ms, (unsigned)image, what);
 }
 
 static const struct te_json_policy module_policy[] = {
@@ -699,6 +725,8 @@ int te_manifest_add_module_flag(struct te_manifest *m, const char *arg,
 		if (!ms.args)
 			return -ENOMEM;
 	}
+	if (te_image_kind_of(path, &ms.image_kind) < 0)
+		ms.image_kind = TE_IMAGE_EXEC;
 	slot = (struct te_module_spec *)te_manifest_find(m, s);
 	if (!slot && !(slot = mf_append_module(m)))
 		return -ENOMEM;
@@ -756,10 +784,36 @@ static unsigned host_problem(const struct te_manifest *m,
 	return 1;
 }
 
+/* A directory or squashfs image: its superblock, its program, and the
+ * mount points a read-only one must have (a squashfs is not mounted here:
+ * its superblock only). */
+static unsigned check_image_root(const struct te_manifest *m,
+				 const struct te_module_spec *ms,
+				 struct te_diag *diag)
+{
+	char err[256] = "";
+	int r = 0;
+
+	if (!ms->nargs && ms->image_kind == TE_IMAGE_DIR)
+		return host_problem(m, ms, diag, "module %s: image %s is not an executable file; a directory image needs createOptions.args[0], the absolute path of its program",
+				    ms->name, ms->image);
+	if (!ms->nargs || ms->args[0][0] != '/')
+		snprintf(err, sizeof(err), "createOptions.args[0] must be the absolute path of the program inside the image");
+	else if (ms->image_kind == TE_IMAGE_DIR)
+		r = te_image_check_tree(ms->image, ms, err, sizeof(err));
+	else if ((r = te_image_check_squashfs(ms->image, err, sizeof(err))) < 0 &&
+		 r != -TE_EINVALID)
+		snprintf(err, sizeof(err), "%s", strerror(-r));
+	if (!err[0])
+		return 0;
+	return host_problem(m, ms, diag, "module %s: image %s: %s", ms->name, ms->image, err);
+}
+
 static unsigned check_image(const struct te_manifest *m,
 			    const struct te_module_spec *ms,
 			    struct te_diag *diag)
 {
+	enum te_image_kind kind;
 	char path[PATH_MAX];
 	struct stat st;
 
@@ -767,6 +821,13 @@ static unsigned check_image(const struct te_manifest *m,
 	if (stat(path, &st) < 0)
 		return host_problem(m, ms, diag, "module %s: image %s: %s",
 				    ms->name, path, strerror(errno));
+	/* the kind seen at load, or the file's now (it may have appeared) */
+	if (!ms->rootfs && te_image_kind_of(path, &kind) == 0 && kind != TE_IMAGE_EXEC) {
+		struct te_module_spec now = *ms;
+
+		now.image_kind = kind;
+		return check_image_root(m, &now, diag);
+	}
 	if (!S_ISREG(st.st_mode) || !(st.st_mode & 0111) || access(path, X_OK) < 0)
 		return host_problem(m, ms, diag, "module %s: image %s is not an executable file",
 				    ms->name, path);

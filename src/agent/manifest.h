@@ -31,6 +31,23 @@ enum te_restart_policy { TE_RESTART_NEVER, TE_RESTART_ON_FAILURE,
 enum te_module_status { TE_STATUS_RUNNING, TE_STATUS_STOPPED };
 enum te_module_io { TE_IO_RING, TE_IO_STDIO };
 
+/* What settings.image is, decided at load from the file itself
+ * (docs/images.md). A missing image loads as TE_IMAGE_EXEC. */
+enum te_image_kind {
+	TE_IMAGE_EXEC,      /* an executable: exec'd as is (or inside rootfs) */
+	TE_IMAGE_DIR,       /* a directory tree that becomes "/" */
+	TE_IMAGE_SQUASHFS,  /* a squashfs file ("hsqs"), mounted, becomes "/" */
+};
+
+/* createOptions.writable: a writable layer over a directory or squashfs
+ * image (overlayfs). */
+enum te_writable {
+	TE_WRITABLE_NONE,    /* read-only root */
+	TE_WRITABLE_TMPFS,   /* upper layer on a tmpfs: gone at exit */
+	TE_WRITABLE_VOLUME,  /* upper layer in <stateDir>/volumes/<name> */
+};
+#define TE_WRITABLE_BYTES_DEFAULT (16u << 20)
+
 /* What a route does with a message its target module cannot take now (its
  * input ring is full, or it is not running). */
 enum te_overflow {
@@ -73,6 +90,11 @@ struct te_limits {
 struct te_module_spec {
 	const char *name;
 	const char *image;        /* settings.image: a path */
+	enum te_image_kind image_kind;
+	/* A directory or squashfs image: the program is args[0], an absolute
+	 * path inside the image, and argv = args (argv[0] = args[0]). */
+	enum te_writable writable;
+	uint64_t writable_bytes;  /* size of the tmpfs layer */
 	enum te_module_status status;
 	enum te_restart_policy restart;
 	uint32_t startup_order;   /* TE_STARTUP_ORDER_UNSET = last */
@@ -98,6 +120,12 @@ struct te_module_spec {
 	const char *desired_json; /* {name}["properties.desired"] or NULL */
 	/* Where the module is defined, for messages at run time. */
 	unsigned line, col;
+	/* Set only on the copy of the spec that te_image_acquire() hands to
+	 * the sandbox (image_kind != EXEC): rootfs is then the image's tree,
+	 * image its program and args the rest of argv. NULL in a manifest. */
+	const char *overlay;      /* overlayfs options, NULL = read-only root */
+	const char *scratch;      /* host dir the tmpfs layer is mounted on */
+	const char *scratch_opts; /* that tmpfs's options ("size=...") */
 };
 
 struct te_route_spec {

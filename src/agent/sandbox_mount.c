@@ -5,7 +5,14 @@
  * "/". Without one (the host view) the module sees the host's tree with
  * its own /proc, /tmp and /dev on top. Either way /dev is a tmpfs with
  * host nodes bound onto empty files: device nodes made by mknod in a
- * tmpfs would not work inside a user namespace, binds do. */
+ * tmpfs would not work inside a user namespace, binds do.
+ *
+ * A directory or squashfs image (image_kind != EXEC) arrives as a rootfs
+ * (image_mount.h). Without a writable layer its tree is bound read-only,
+ * so every mount point must already be in it; with one, an overlayfs is
+ * mounted over the tree first (upper and work on a tmpfs of this mount
+ * namespace, or in the module's volume) and mount points are made in the
+ * overlay. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -133,6 +140,15 @@ static int step_remount_ro(struct sb_plan *p, struct sb_step *s)
 	return 0;
 }
 
+/* A directory of the writable layer's tmpfs (upper, work): mode 0755
+ * whatever the umask, as the upper dir's mode is the module's "/". */
+static int step_mkdir(struct sb_plan *p, struct sb_step *s)
+{
+	if (mkdir(s->path, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return chmod(s->path, 0755) < 0 ? -errno : 0;
+}
+
 /* pivot_root(".", ".") stacks the old root on the new one at "/"; the
  * detach then leaves only the new root (no directory needed for it). */
 static int step_pivot(struct sb_plan *p, struct sb_step *s)
@@ -157,6 +173,8 @@ size_t sb_mount_pool_bytes(const struct te_module_spec *sp)
 	for (i = 0; i < sp->nmounts; i++)
 		n += root + strlen(sp->mounts[i].target);
 	n += root + strlen(sp->image); /* the image, see plan_binds */
+	if (sp->scratch)   /* the tmpfs and its upper and work dirs */
+		n += 3 * (strlen(sp->scratch) + 8);
 	return n;
 }
 
@@ -168,7 +186,7 @@ unsigned sb_mount_max_srcs(const struct te_module_spec *sp)
 /* An open and a bind per source, a remount per mount, and the rest. */
 unsigned sb_mount_max_steps(const struct te_module_spec *sp)
 {
-	return 8 + 2 * sb_mount_max_srcs(sp) + sp->nmounts + 1;
+	return 12 + 2 * sb_mount_max_srcs(sp) + sp->nmounts + 1;
 }
 
 /* Bind src (opened in the child before any mount) onto prefix + target.
@@ -220,6 +238,13 @@ static struct sb_step *plan_fs(struct sb_plan *p, const char *name,
 	return s;
 }
 
+/* May mount points be made under the root? On the host view no (the
+ * host's tree), under a rootfs yes, in a read-only image no. */
+static bool root_makes(const struct te_module_spec *sp)
+{
+	return sp->rootfs && (sp->image_kind == TE_IMAGE_EXEC || sp->overlay);
+}
+
 static bool path_under(const char *path, const char *dir)
 {
 	size_t n = strlen(dir);
@@ -231,7 +256,7 @@ static bool path_under(const char *path, const char *dir)
 static int plan_binds(struct sb_plan *p, const char *root)
 {
 	const struct te_module_spec *sp = p->spec;
-	bool rootfs = sp->rootfs != NULL;
+	bool rootfs = root_makes(sp);
 	unsigned i;
 	int r = 0;
 
@@ -254,7 +279,7 @@ static int plan_binds(struct sb_plan *p, const char *root)
 	}
 	/* The module's own image stays visible where the module gets a fresh
 	 * tmpfs of its own (an image in a build tree under /tmp, say). */
-	if (!r && !rootfs && (path_under(sp->image, "/tmp") || path_under(sp->image, "/dev")))
+	if (!r && !sp->rootfs && (path_under(sp->image, "/tmp") || path_under(sp->image, "/dev")))
 		r = plan_bind(p, sp->image, root, sp->image, true, true);
 	return r;
 }
@@ -281,6 +306,60 @@ static void plan_open_sources(struct sb_plan *p, unsigned at)
 	}
 }
 
+/* The writable layer of an image: the tmpfs for upper and work (unless
+ * they are a volume), then the overlay over the image's tree. */
+static int plan_overlay(struct sb_plan *p, const char *root)
+{
+	const struct te_module_spec *sp = p->spec;
+	static const char *const dirs[] = { "/upper", "/work" };
+	struct sb_step *s;
+
+	if (sp->scratch) {
+		s = plan_fs(p, "mount tmpfs (writable layer)", "", sp->scratch,
+			    "tmpfs", MS_NOSUID | MS_NODEV, sp->scratch_opts);
+		if (!s)
+			return -ENAMETOOLONG;
+		s->make = SB_MAKE_NONE;
+		for (unsigned i = 0; i < 2; i++) {
+			char *path = sb_plan_path(p, sp->scratch, dirs[i]);
+
+			if (!path)
+				return -ENAMETOOLONG;
+			s = sb_plan_add(p, "make writable layer", step_mkdir, path);
+			s->path = path;
+		}
+	}
+	s = plan_fs(p, "mount overlay", root, "", "overlay",
+		    MS_NOSUID | MS_NODEV, sp->overlay);
+	if (!s)
+		return -ENAMETOOLONG;
+	s->make = SB_MAKE_NONE;
+	return 0;
+}
+
+/* The new root: a mount point of its own (pivot_root needs one): the
+ * rootfs bound onto itself (read-only for an image), or the overlay. */
+static int plan_root(struct sb_plan *p, const char *root)
+{
+	const struct te_module_spec *sp = p->spec;
+	struct sb_step *s;
+	char *path;
+
+	if (sp->overlay)
+		return plan_overlay(p, root);
+	s = plan_fs(p, "bind rootfs", root, "", NULL, MS_BIND | MS_REC, NULL);
+	if (!s)
+		return -ENAMETOOLONG;
+	s->src = sp->rootfs;
+	s->make = SB_MAKE_NONE;
+	path = s->path;
+	if (sp->image_kind != TE_IMAGE_EXEC) {
+		s = sb_plan_add(p, "remount image read-only", step_remount_ro, path);
+		s->path = path;
+	}
+	return 0;
+}
+
 int sb_plan_mounts(struct sb_plan *p)
 {
 	const struct te_module_spec *sp = p->spec;
@@ -295,14 +374,8 @@ int sb_plan_mounts(struct sb_plan *p)
 		return -ENAMETOOLONG;
 	s->make = SB_MAKE_NONE;
 	at = p->nstep;
-	if (sp->rootfs) {
-		s = plan_fs(p, "bind rootfs", root, "", NULL, MS_BIND | MS_REC,
-			    NULL);
-		if (!s)
-			return -ENAMETOOLONG;
-		s->src = sp->rootfs;
-		s->make = SB_MAKE_NONE;
-	}
+	if (sp->rootfs && (r = plan_root(p, root)) < 0)
+		return r;
 	if ((sp->namespaces & TE_NS_PID) &&
 	    !plan_fs(p, "mount proc", root, "/proc", "proc",
 		     MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL))

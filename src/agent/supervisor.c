@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/loop.h"
 #include "core/log.h"
+#include "image_mount.h"
 #include "supervisor.h"
 
 enum ev { EV_START, EV_STOP, EV_EXEC_OK, EV_EXEC_FAIL, EV_EXIT, EV_TIMER,
@@ -234,6 +235,30 @@ static int mod_spawn_prepare(struct te_mod *md)
 	return r;
 }
 
+/* A directory or squashfs image: the sandbox gets a spec whose rootfs is
+ * the image's tree (image_mount.h); the image is held until the exit. */
+static int mod_spawn_image(struct te_mod *md, struct te_spawn_ctx *ctx,
+			   char *err, size_t cap)
+{
+	struct te_image_run *run = malloc(sizeof(*run)); /* not on the stack */
+	int r;
+
+	if (!run) {
+		snprintf(err, cap, "out of memory");
+		return -ENOMEM;
+	}
+	r = te_image_acquire(md, md->spec, run, err, cap);
+	if (r == 0) {
+		ctx->spec = &run->spec;
+		r = te_sandbox_spawn(ctx, &md->sp, err, cap);
+		ctx->spec = md->spec;
+		if (r < 0)
+			te_image_release(md);
+	}
+	free(run);
+	return r;
+}
+
 static int mod_spawn(struct te_mod *md)
 {
 	struct te_spawn_ctx ctx = {
@@ -256,7 +281,9 @@ static int mod_spawn(struct te_mod *md)
 		ctx.keep_fds = fds;
 		ctx.nkeep = 3;
 	}
-	if (r == 0)
+	if (r == 0 && md->spec->image_kind != TE_IMAGE_EXEC)
+		r = mod_spawn_image(md, &ctx, err, sizeof(err));
+	else if (r == 0)
 		r = te_sandbox_spawn(&ctx, &md->sp, err, sizeof(err));
 	else
 		err[0] = '\0';
@@ -469,6 +496,7 @@ static void mod_cleanup(struct te_mod *md, const char *status_text, bool failure
 	io_close(md, &md->notify_io);
 	io_close(md, &md->sync_io);
 	te_logring_flush(&md->log, wall_ms());
+	te_image_release(md);
 	if (md->port)
 		te_port_stopped(md->port);
 	if (sv->have_cgroups) {
@@ -630,6 +658,7 @@ static void mod_destroy(struct te_mod *md)
 	}
 	te_timer_cancel(sv->loop, &md->timer);
 	te_timer_cancel(sv->loop, &md->watchdog);
+	te_image_release(md);
 	te_logring_free(&md->log);
 	if (md->port)
 		te_port_free(md->port);
@@ -815,6 +844,8 @@ static bool mounts_eq(const struct te_module_spec *a, const struct te_module_spe
 bool te_spec_equal(const struct te_module_spec *a, const struct te_module_spec *b)
 {
 	return str_eq(a->image, b->image) && str_eq(a->workdir, b->workdir) &&
+	       a->image_kind == b->image_kind && a->writable == b->writable &&
+	       a->writable_bytes == b->writable_bytes &&
 	       str_eq(a->user, b->user) && str_eq(a->group, b->group) &&
 	       str_eq(a->rootfs, b->rootfs) &&
 	       strv_eq(a->env, a->nenv, b->env, b->nenv) &&
@@ -969,6 +1000,7 @@ int te_sv_init(struct te_supervisor *sv, struct te_loop *loop,
 			te_warn("agent", "killed %u leftover module process%s of a previous run",
 				killed, killed == 1 ? "" : "es");
 	}
+	te_images_init(cfg->state_dir); /* after the leftovers that used them */
 	return te_sv_apply(sv, m);
 }
 
@@ -990,4 +1022,5 @@ void te_sv_free(struct te_supervisor *sv)
 	}
 	if (sv->have_cgroups)
 		te_cgroups_close(&sv->cgroups);
+	te_images_shutdown();
 }
