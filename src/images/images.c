@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,7 +57,7 @@ static void meta_write(struct te_images *c, const struct te_image *im, bool url_
 	if (url_too) {
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd >= 0) {
-			if (write(fd, im->url, strlen(im->url)) < 0)
+			if (im->url && write(fd, im->url, strlen(im->url)) < 0)
 				te_warn("images", "%s: %s", path, strerror(errno));
 			close(fd);
 		}
@@ -78,9 +79,23 @@ static void meta_read(struct te_images *c, struct te_image *im, int64_t fallback
 		return;
 	if (fstat(fd, &st) == 0)
 		im->last_used = st.st_mtim.tv_sec;
-	n = read(fd, im->url, sizeof(im->url) - 1);
-	im->url[n > 0 ? n : 0] = '\0';
+	{
+		char url[TE_IMAGES_URL_MAX];
+
+		n = read(fd, url, sizeof(url) - 1);
+		url[n > 0 ? n : 0] = '\0';
+		free(im->url);
+		im->url = n > 0 ? strdup(url) : NULL;
+	}
 	close(fd);
+}
+
+/* An entry no longer in the cache. */
+static void img_forget(struct te_image *im)
+{
+	free(im->url);
+	im->url = NULL;
+	im->used = false;
 }
 
 static struct te_image *img_add(struct te_images *c, const char *sha)
@@ -193,14 +208,18 @@ int te_images_open(struct te_images *c, struct te_loop *loop, const struct te_co
 			return r;
 	if ((r = open_dirs(c, err, cap)) < 0)
 		return r;
-	c->jobs = calloc(TE_IMAGES_PULLS, sizeof(*c->jobs));
-	if (!c->jobs) {
+	/* Mapped rather than calloc'd: its ~100 KiB stay unresident (zero
+	 * pages) until pulls use them. */
+	c->jobs = mmap(NULL, TE_IMAGES_PULLS * sizeof(*c->jobs), PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c->jobs == MAP_FAILED) {
+		c->jobs = NULL;
 		snprintf(err, cap, "out of memory");
 		return -ENOMEM;
 	}
 	c->ev.cb = on_event;
 	if ((r = te_event_open(loop, &c->ev)) < 0) {
-		free(c->jobs);
+		munmap(c->jobs, TE_IMAGES_PULLS * sizeof(*c->jobs));
 		c->jobs = NULL;
 		snprintf(err, cap, "eventfd: %s", te_strerror(r));
 		return r;
@@ -226,7 +245,10 @@ void te_images_close(struct te_images *c)
 	}
 	te_timer_cancel(c->loop, &c->gc_timer);
 	te_event_close(c->loop, &c->ev);
-	free(c->jobs);
+	for (unsigned i = 0; i < TE_IMAGES_MAX; i++)
+		if (c->img[i].used)
+			img_forget(&c->img[i]);
+	munmap(c->jobs, TE_IMAGES_PULLS * sizeof(*c->jobs));
 	c->jobs = NULL;
 	c->open = false;
 }
@@ -276,7 +298,8 @@ static void job_finish(struct te_images *c, struct te_images_job *j)
 		if (im) {
 			im->size = j->fetch.size;
 			im->last_used = c->now();
-			snprintf(im->url, sizeof(im->url), "%s", j->url);
+			free(im->url);
+			im->url = strdup(j->url);
 			meta_write(c, im, true);
 		}
 		c->pulled++;
@@ -459,7 +482,7 @@ int te_images_lookup(struct te_images *c, const char *sha256, char *path, size_t
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
 		te_warn("images", "%s vanished from the cache", path);
 		if (!im->refs)
-			im->used = false;
+			img_forget(im);
 		return -ENOENT;
 	}
 	return 0;
@@ -573,7 +596,7 @@ unsigned te_images_gc(struct te_images *c, void (*each)(void *ctx, const struct 
 			(unsigned long long)im->size, (long long)(c->now() - im->last_used));
 		if (each)
 			each(ctx, im);
-		im->used = false;
+		img_forget(im);
 		n++;
 	}
 	c->removed += n;
@@ -600,7 +623,7 @@ void te_images_json(const struct te_images *c, struct te_jw *w)
 		te_jw_uint(w, im->size);
 		te_jw_kint(w, "refs", im->refs);
 		te_jw_kint(w, "lastUsed", im->last_used);
-		te_jw_kstr(w, "url", im->url);
+		te_jw_kstr(w, "url", im->url ? im->url : "");
 		te_jw_obj_close(w);
 	}
 	te_jw_arr_close(w);

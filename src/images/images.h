@@ -54,7 +54,7 @@ struct te_image {
 	uint64_t size;
 	int64_t last_used;            /* wall-clock seconds */
 	unsigned refs;
-	char url[TE_IMAGES_URL_MAX];
+	char *url;                    /* the source URL (heap), or NULL */
 };
 
 struct te_images;
