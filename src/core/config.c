@@ -431,7 +431,7 @@ static void cfg_images(struct cfg_ctx *x, int obj)
 			return;
 		}
 		if (te_jv_str(x->doc, e, "images.trustedKeys[]",
-			      x->c->images.trusted_keys[x->c->images.nkeys], PATH_MAX, false, x->diag) < 0)
+			      x->c->images.trusted_keys[x->c->images.nkeys], TE_KEY_PATH_MAX, false, x->diag) < 0)
 			x->bad++;
 		else
 			x->c->images.nkeys++;

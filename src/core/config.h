@@ -19,6 +19,7 @@
 #define TE_HOST_MAX 256
 #define TE_SECRET_MAX 1024
 #define TE_IMAGES_KEYS_MAX 8    /* images.trustedKeys */
+#define TE_KEY_PATH_MAX 256     /* bytes of each, with the NUL */
 
 enum te_upstream_protocol { TE_UP_NONE, TE_UP_MQTT, TE_UP_AZURE };
 
@@ -83,7 +84,9 @@ struct te_config {
 		unsigned gc_grace_secs;   /* unused this long: collectable (86400) */
 		unsigned timeout_secs;    /* one download (600) */
 		char ca_file[PATH_MAX];   /* "" = upstream.caFile, else the system's */
-		char trusted_keys[TE_IMAGES_KEYS_MAX][PATH_MAX]; /* PEM EC P-256 */
+		/* PEM EC P-256 public keys; short paths: 8 x PATH_MAX would add
+		 * 32 KiB to every copy of the config. */
+		char trusted_keys[TE_IMAGES_KEYS_MAX][TE_KEY_PATH_MAX];
 		unsigned nkeys;
 	} images;
 };
