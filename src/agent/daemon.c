@@ -31,6 +31,7 @@
 #include "supervisor.h"
 #include "upstream/upstream.h"
 #include "images/images.h"
+#include "imagegate.h"
 #include "version.h"
 
 #define RELOAD_SETTLE_MS 300 /* a file write usually comes in several events */
@@ -51,6 +52,7 @@ struct daemon {
 	struct te_deployer deploy;    /* cloud deployments, $edgeAgent reported */
 	struct te_ctl ctl;
 	struct te_images images;      /* the image cache (images.h) */
+	struct te_imagegate gate;     /* deployments waiting for images */
 	struct te_metrics metrics;
 	struct te_io inotify;         /* the deployment file's directory */
 	struct te_timer reload_timer;
@@ -178,9 +180,28 @@ static void on_stop(struct te_loop *loop, struct te_sig *s,
 	te_sv_shutdown(&d->sv);
 }
 
-static void daemon_reload(struct daemon *d, const char *why)
+/* Where a deployment waiting in the image gate came from. */
+enum { GATE_BOOT, GATE_LOCAL, GATE_CLOUD };
+
+/* A local deployment (the file, or the boot's) whose images are here. */
+static void apply_local(struct daemon *d, struct te_manifest *m)
 {
 	struct te_diag diag;
+
+	log_deployment(m);
+	te_diag_init_stderr(&diag);
+	if (te_router_set_routes(&d->router, m, &diag) < 0)
+		te_error("hub", "reload: routes unchanged");
+	if (te_sv_apply(&d->sv, m) < 0)
+		te_error("agent", "reload: out of memory");
+	else
+		te_gate_applied(&d->gate, m);
+}
+
+static void daemon_reload(struct daemon *d, const char *why)
+{
+	char err[600];
+	int tag, r;
 
 	if (d->stopping)
 		return;
@@ -194,12 +215,21 @@ static void daemon_reload(struct daemon *d, const char *why)
 		d->manifest = NULL;
 		return;
 	}
-	log_deployment(d->manifest);
-	te_diag_init_stderr(&diag);
-	if (te_router_set_routes(&d->router, d->manifest, &diag) < 0)
-		te_error("hub", "reload: routes unchanged");
-	if (te_sv_apply(&d->sv, d->manifest) < 0)
-		te_error("agent", "reload: out of memory");
+	if (te_gate_waiting(&d->gate, &tag) && tag == GATE_CLOUD) {
+		te_warn("agent", "a cloud deployment waits for its images: the local deployment file is not applied");
+		te_manifest_free(d->manifest);
+		free(d->manifest);
+		d->manifest = NULL;
+		return;
+	}
+	r = te_gate_prepare(&d->gate, d->manifest, GATE_LOCAL, err, sizeof(err));
+	if (r < 0) {
+		te_error("agent", "reload: %s; nothing changed", err);
+		te_manifest_free(d->manifest);
+		free(d->manifest);
+	} else if (r == 0) {
+		apply_local(d, d->manifest);
+	}
 	d->manifest = NULL;
 }
 
@@ -289,10 +319,9 @@ static void on_reported(struct te_router *rt, struct te_port *p, const void *pat
 
 /* --- cloud deployments --- */
 
-/* Apply a deployment from the cloud as a reload does. */
-static int deploy_apply(struct te_deployer *dp, struct te_manifest *m, char *err, size_t errlen)
+/* A cloud deployment whose images are here, as a reload applies. */
+static int cloud_apply(struct daemon *d, struct te_manifest *m, char *err, size_t errlen)
 {
-	struct daemon *d = dp->ctx;
 	struct te_diag quiet = { 0 };
 
 	if (te_router_set_routes(&d->router, m, &quiet) < 0) {
@@ -306,9 +335,49 @@ static int deploy_apply(struct te_deployer *dp, struct te_manifest *m, char *err
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	te_gate_applied(&d->gate, m);
 	for (unsigned i = 0; i < d->nups; i++)
 		te_upstream_twin_refresh(&d->ups[i]);
 	return 0;
+}
+
+/* 0 applied, 1 waiting for images (te_deploy_applied follows), < 0. */
+static int deploy_apply(struct te_deployer *dp, struct te_manifest *m, char *err, size_t errlen)
+{
+	struct daemon *d = dp->ctx;
+	int r = te_gate_prepare(&d->gate, m, GATE_CLOUD, err, errlen);
+
+	if (r < 0) {
+		te_manifest_free(m);
+		free(m);
+		return r;
+	}
+	return r ? 1 : cloud_apply(d, m, err, errlen);
+}
+
+static void gate_ready(struct te_imagegate *g, struct te_manifest *m, int tag)
+{
+	struct daemon *d = g->ctx;
+	char err[300];
+
+	if (tag != GATE_CLOUD) {
+		apply_local(d, m);
+		return;
+	}
+	if (cloud_apply(d, m, err, sizeof(err)) < 0)
+		te_deploy_applied(&d->deploy, -TE_EINVALID, err);
+	else
+		te_deploy_applied(&d->deploy, 0, "");
+}
+
+static void gate_failed(struct te_imagegate *g, int tag, const char *err)
+{
+	struct daemon *d = g->ctx;
+
+	if (tag == GATE_CLOUD)
+		te_deploy_applied(&d->deploy, 1, err);
+	else
+		te_error("agent", "deployment not applied: %s", err);
 }
 
 /* $edgeAgent's reported properties: on its own connection (Azure), or on
@@ -478,8 +547,40 @@ static void images_open(struct daemon *d)
 
 	if (r < 0)
 		te_error("images", "image cache disabled: %s", err);
-	else
-		d->ctl.images = &d->images;
+	te_gate_init(&d->gate, &d->loop, r < 0 ? NULL : &d->images);
+}
+
+/* The boot's deployment: at once when its images are cached, else the
+ * supervisor starts empty and the deployment follows its pulls. */
+static int daemon_boot_modules(struct daemon *d)
+{
+	struct te_manifest *m = d->manifest, *none = NULL;
+	char err[600];
+	int r;
+
+	images_open(d);
+	d->gate.ready = gate_ready;
+	d->gate.failed = gate_failed;
+	d->gate.ctx = d;
+	d->manifest = NULL;
+	r = te_gate_prepare(&d->gate, m, GATE_BOOT, err, sizeof(err));
+	if (r != 0) {
+		if (r < 0) {
+			te_error("agent", "deployment not run: %s", err);
+			te_manifest_free(m);
+			free(m);
+		} else {
+			te_info("agent", "the deployment starts once its images are pulled");
+		}
+		if (!(none = malloc(sizeof(*none))))
+			return -ENOMEM;
+		te_manifest_init(none);
+		m = none;
+	}
+	r = te_sv_init(&d->sv, &d->loop, &d->cfg, &d->router, m);
+	if (r == 0)
+		te_gate_applied(&d->gate, m);
+	return r;
 }
 
 static int daemon_serve(struct daemon *d)
@@ -510,15 +611,15 @@ static int daemon_serve(struct daemon *d)
 		r = te_router_set_routes(&d->router, d->manifest, &diag);
 	}
 	if (r == 0)
-		r = te_sv_init(&d->sv, &d->loop, &d->cfg, &d->router, d->manifest);
-	d->manifest = NULL;
+		r = daemon_boot_modules(d);
 	te_agent_init(&d->agent, &d->sv);
 	if (r == 0 && (r = te_ctl_open(&d->ctl, &d->loop, &d->sv, d->cfg.state_dir)) < 0)
 		te_error("agent", "control socket in %s: %s", d->cfg.state_dir, te_strerror(r));
 	d->ctl.agent = &d->agent;
-	if (r == 0)
-		images_open(d);
+	d->ctl.images = d->gate.images;
 	if (r < 0) {
+		te_gate_free(&d->gate);
+		te_images_close(&d->images);
 		te_sv_free(&d->sv);
 		te_router_free(&d->router);
 		te_store_close(d->store);
@@ -535,6 +636,7 @@ static int daemon_serve(struct daemon *d)
 	r = te_loop_run(&d->loop);
 	te_metrics_free(&d->metrics);
 	te_ctl_close(&d->ctl);
+	te_gate_free(&d->gate);
 	te_images_close(&d->images);
 	te_deploy_free(&d->deploy);
 	if (d->inotify.fd >= 0)

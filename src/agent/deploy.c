@@ -386,6 +386,26 @@ static void on_probe(struct te_loop *loop, struct te_timer *t)
 
 /* --- applying --- */
 
+/* Applied: probation, or the last good deployment now. */
+static void deploy_done(struct te_deployer *dp, const char *text, size_t n)
+{
+	dp->cloud_active = true;
+	free(dp->pending);
+	dp->pending = NULL;
+	if (dp->cfg->deployment.rollback_on_failure && dp->nwatch) {
+		dp->pending = malloc(n);
+		if (dp->pending)
+			memcpy(dp->pending, text, n), dp->pending_len = n;
+		dp->probe_end = te_now_ms() + dp->cfg->deployment.probation_secs * 1000ull;
+		te_timer_set(dp->loop, &dp->probe, 500);
+		set_status(dp, 200, "on probation for %u s", dp->cfg->deployment.probation_secs);
+		return;
+	}
+	te_timer_cancel(dp->loop, &dp->probe);
+	good_write(dp, text, n);
+	set_status(dp, 200, "%s", "");
+}
+
 static void deploy_text(struct te_deployer *dp, const char *text, size_t n, int64_t version)
 {
 	struct te_manifest *m = malloc(sizeof(*m));
@@ -426,25 +446,41 @@ static void deploy_text(struct te_deployer *dp, const char *text, size_t n, int6
 		return;
 	}
 	watch_changes(dp, m);
-	if (dp->apply(dp, m, err, sizeof(err)) < 0) {
+	free(dp->waiting);
+	dp->waiting = NULL;
+	r = dp->apply(dp, m, err, sizeof(err));
+	if (r < 0) {
 		set_status(dp, 500, "cannot apply: %s", err);
 		return;
 	}
-	dp->cloud_active = true;
-	free(dp->pending);
-	dp->pending = NULL;
-	if (dp->cfg->deployment.rollback_on_failure && dp->nwatch) {
-		dp->pending = malloc(n);
-		if (dp->pending)
-			memcpy(dp->pending, text, n), dp->pending_len = n;
-		dp->probe_end = te_now_ms() + dp->cfg->deployment.probation_secs * 1000ull;
-		te_timer_set(dp->loop, &dp->probe, 500);
-		set_status(dp, 200, "on probation for %u s", dp->cfg->deployment.probation_secs);
+	if (r == 1) {
+		/* Download, then swap: the modules run on meanwhile. */
+		if ((dp->waiting = malloc(n)))
+			memcpy(dp->waiting, text, n), dp->waiting_len = n;
+		te_info("agent", "deployment version %lld waits for its images",
+			(long long)version);
 		return;
 	}
-	te_timer_cancel(dp->loop, &dp->probe);
-	good_write(dp, text, n);
-	set_status(dp, 200, "%s", "");
+	deploy_done(dp, text, n);
+}
+
+void te_deploy_applied(struct te_deployer *dp, int r, const char *err)
+{
+	if (r == 1) {
+		set_status(dp, 500, "image download failed, the running modules are unchanged (trying again): %s",
+			   err);
+		return;
+	}
+	if (r < 0) {
+		set_status(dp, 500, "cannot apply: %s", err);
+	} else if (dp->waiting) {
+		deploy_done(dp, dp->waiting, dp->waiting_len);
+	} else {
+		dp->cloud_active = true;
+		set_status(dp, 200, "%s", "");
+	}
+	free(dp->waiting);
+	dp->waiting = NULL;
 }
 
 /* Keep the cloud's document (whole, or merged with a patch). */
@@ -541,7 +577,7 @@ static void module_json(struct te_jw *w, const struct te_mod *md)
 	te_jw_kstr(w, "type", "native");
 	te_jw_key(w, "settings");
 	te_jw_obj_open(w);
-	te_jw_kstr(w, "image", md->spec->image);
+	te_jw_kstr(w, "image", md->spec->image_url ? md->spec->image_url : md->spec->image);
 	te_jw_obj_close(w);
 	te_jw_obj_close(w);
 }
@@ -705,6 +741,7 @@ void te_deploy_free(struct te_deployer *dp)
 	for (unsigned i = 0; i < 3; i++)
 		free(dp->doc[i]);
 	free(dp->pending);
+	free(dp->waiting);
 	free(dp->reported_mods);
 	memset(dp, 0, sizeof(*dp));
 }

@@ -44,8 +44,9 @@ struct te_deployer {
 	struct te_loop *loop;
 	const struct te_config *cfg;
 	struct te_supervisor *sv;
-	/* Apply m (taking it) as a reload does: routes, then modules. 0, or
-	 * -errno with err set (nothing was changed). */
+	/* Apply m (taking it) as a reload does: routes, then modules. 0, 1
+	 * when it waits for its images (te_deploy_applied says how it ended),
+	 * or -errno with err set (nothing was changed). */
 	int (*apply)(struct te_deployer *dp, struct te_manifest *m, char *err, size_t errlen);
 	/* $edgeAgent's reported properties changed: a merge patch to send. */
 	void (*report)(struct te_deployer *dp, const char *patch, size_t n);
@@ -66,6 +67,8 @@ struct te_deployer {
 	uint64_t probe_end;
 	char *pending;              /* the deployment on probation */
 	size_t pending_len;
+	char *waiting;              /* the deployment waiting for its images */
+	size_t waiting_len;
 	struct { char name[TE_MODULE_NAME_MAX + 1]; unsigned restarts; } watch[TE_DEPLOY_WATCH_MAX];
 	unsigned nwatch;
 	/* $edgeAgent reported: sent when it changes, at most every second. */
@@ -75,6 +78,11 @@ struct te_deployer {
 	size_t reported_mods_len;
 	uint64_t start_wall_ms;
 };
+
+/* A deployment that waited for its images (apply returned 1): r 0 applied
+ * now, 1 an image could not be pulled (err; still waiting, the running
+ * modules unchanged), < 0 it cannot be applied (err). */
+void te_deploy_applied(struct te_deployer *dp, int r, const char *err);
 
 void te_deploy_init(struct te_deployer *dp, struct te_loop *loop, const struct te_config *cfg,
 		    struct te_supervisor *sv, const char *local_path);

@@ -12,6 +12,7 @@
 #include "core/json_patch.h"
 #include "core/jvalue.h"
 #include "image_mount.h"
+#include "images/imgcodec.h"
 #include "manifest_int.h"
 
 #define TWIN_DESIRED_MAX (32 * 1024)
@@ -153,6 +154,27 @@ static void mf_image(struct mf_ctx *x, struct te_module_spec *ms, unsigned t,
 		mf_error(x, t, "%s.settings.image: a directory or squashfs image needs the \"mount\" namespace", what);
 }
 
+/* settings.image as a URL: checked here, pulled and resolved by the
+ * daemon (imagegate.c); until then image is the URL itself. */
+static void mf_image_url(struct mf_ctx *x, struct te_module_spec *ms, unsigned t,
+			 const char *name)
+{
+	struct te_image_ref *ref = malloc(sizeof(*ref));
+	char err[300];
+
+	if (!ref) {
+		x->oom = true;
+		return;
+	}
+	if (te_image_ref_parse(ms->image, ref, err, sizeof(err)) < 0) {
+		mf_error(x, t, "%s: %s", name, err);
+	} else {
+		ms->image_url = ms->image;
+		snprintf(ms->image_sha256, sizeof(ms->image_sha256), "%s", ref->sha256);
+	}
+	free(ref);
+}
+
 static void mf_env(struct mf_ctx *x, struct te_module_spec *ms, unsigned obj,
 		   const char *what)
 {
@@ -239,6 +261,9 @@ static void mf_settings(struct mf_ctx *x, struct te_module_spec *ms,
 	snprintf(name, sizeof(name), "%s.settings.image", what);
 	if (image < 0)
 		mf_error(x, obj, "%s.settings: missing required key \"image\"", what);
+	else if (x->doc->tok[image].type == TE_JSON_STRING &&
+		 (ms->image = mf_str(x, (unsigned)image)) && te_image_ref_is_url(ms->image))
+		mf_image_url(x, ms, (unsigned)image, name);
 	else
 		ms->image = mf_path(x, (unsigned)image, name);
 	snprintf(name, sizeof(name), "%s.settings.createOptions", what);
@@ -248,7 +273,7 @@ static void mf_settings(struct mf_ctx *x, struct te_module_spec *ms,
 		mf_create_options(x, ms, co_obj, name);
 	else if (nparts)
 		mf_create_options_string(x, ms, parts, nparts, name);
-	if (ms->image)
+	if (ms->image && !ms->image_url)
 		mf_image(x, ms, (unsigned)image, what);
 }
 
@@ -262,7 +287,10 @@ static const struct te_json_policy module_policy[] = {
 	{ "version", TE_JSON_STRING, 0 },
 	{ "imagePullPolicy", TE_JSON_STRING, 0 },
 };
-enum { MO_TYPE, MO_STATUS, MO_RESTART, MO_ORDER, MO_ENV, MO_SETTINGS, MO_N = 8 };
+enum { MO_TYPE, MO_STATUS, MO_RESTART, MO_ORDER, MO_ENV, MO_SETTINGS, MO_VERSION, MO_PULL,
+       MO_N };
+
+static const char *const pull_names[] = { "on-create", "never" };
 
 static void mf_module_fields(struct mf_ctx *x, struct te_module_spec *ms,
 			     const int *tb, const char *what)
@@ -296,6 +324,12 @@ static void mf_module_fields(struct mf_ctx *x, struct te_module_spec *ms,
 		mf_env(x, ms, (unsigned)tb[MO_ENV], what);
 	if (tb[MO_SETTINGS] >= 0)
 		mf_settings(x, ms, (unsigned)tb[MO_SETTINGS], what);
+	snprintf(name, sizeof(name), "%s.imagePullPolicy", what);
+	if (tb[MO_PULL] >= 0 && te_jv_enum(x->doc, (unsigned)tb[MO_PULL], name,
+					    pull_names, 2, &e, x->diag) == 0)
+		ms->pull_never = e == 1;
+	else if (tb[MO_PULL] >= 0)
+		x->bad++;
 }
 
 static void mf_modules(struct mf_ctx *x, unsigned obj)
@@ -862,7 +896,9 @@ unsigned te_manifest_check_host(const struct te_manifest *m,
 	unsigned bad = 0;
 
 	for (unsigned i = 0; i < m->nmodules; i++) {
-		bad += check_image(m, &m->modules[i], diag);
+		/* a URL image is checked when the daemon pulls it */
+		if (!m->modules[i].image_url)
+			bad += check_image(m, &m->modules[i], diag);
 		bad += check_paths(m, &m->modules[i], diag);
 	}
 	return bad;

@@ -89,7 +89,14 @@ struct te_limits {
 
 struct te_module_spec {
 	const char *name;
-	const char *image;        /* settings.image: a path */
+	const char *image;        /* settings.image: a path (for a URL: the URL,
+				   * then the cached file once resolved) */
+	/* settings.image as a URL (https://, http://, file:// with
+	 * #sha256=; docs/images.md), else NULL. The daemon resolves it to the
+	 * cached file (te_gate_prepare) before the module can start. */
+	const char *image_url;
+	char image_sha256[65];    /* of image_url */
+	bool pull_never;          /* imagePullPolicy "never": cached or failed */
 	enum te_image_kind image_kind;
 	/* A directory or squashfs image: the program is args[0], an absolute
 	 * path inside the image, and argv = args (argv[0] = args[0]). */

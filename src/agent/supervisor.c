@@ -841,10 +841,19 @@ static bool mounts_eq(const struct te_module_spec *a, const struct te_module_spe
 
 /* Equal = the running instance can stay: status, restartPolicy,
  * startupOrder and twin contents may differ. */
+/* A URL names its content (sha256): equal URLs are the same image, whether
+ * or not a spec has been resolved to the cached file yet. */
+static bool image_eq(const struct te_module_spec *a, const struct te_module_spec *b)
+{
+	if (a->image_url || b->image_url)
+		return str_eq(a->image_url, b->image_url);
+	return str_eq(a->image, b->image) && a->image_kind == b->image_kind;
+}
+
 bool te_spec_equal(const struct te_module_spec *a, const struct te_module_spec *b)
 {
-	return str_eq(a->image, b->image) && str_eq(a->workdir, b->workdir) &&
-	       a->image_kind == b->image_kind && a->writable == b->writable &&
+	return image_eq(a, b) && str_eq(a->workdir, b->workdir) &&
+	       a->writable == b->writable &&
 	       a->writable_bytes == b->writable_bytes &&
 	       str_eq(a->user, b->user) && str_eq(a->group, b->group) &&
 	       str_eq(a->rootfs, b->rootfs) &&
