@@ -124,3 +124,14 @@ int te_base64_decode(const char *in, size_t n, void *out, size_t cap,
 		*outlen = w;
 	return 0;
 }
+
+int te_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -35,4 +35,7 @@ int te_base64_encode(const void *in, size_t n, char *out, size_t cap,
 int te_base64_decode(const char *in, size_t n, void *out, size_t cap,
 		     size_t *outlen, size_t *bad);
 
+/* The value of hex digit c (either case), or -1. */
+int te_hexval(int c);
+
 #endif

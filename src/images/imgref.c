@@ -148,23 +148,12 @@ int te_url_parse(const char *s, size_t n, struct te_url *u, char *err, size_t ca
 	return r;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_sha(const char *v, size_t n, struct te_image_ref *r, char *err, size_t cap)
 {
 	if (n != TE_SHA256_HEX)
 		return fail(err, cap, "image URL: sha256= must be 64 hex digits", NULL);
 	for (size_t i = 0; i < n; i++) {
-		int h = hexval(v[i]);
+		int h = te_hexval(v[i]);
 
 		if (h < 0)
 			return fail(err, cap, "image URL: sha256= must be 64 hex digits", NULL);

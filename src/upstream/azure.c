@@ -97,17 +97,6 @@ int te_url_encode(const char *s, size_t n, char *out, size_t cap, size_t *len)
 	return w_end(&w, len);
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int te_url_decode(const char *s, size_t n, char *out, size_t cap, size_t *len,
 		  size_t *bad)
 {
@@ -117,8 +106,8 @@ int te_url_decode(const char *s, size_t n, char *out, size_t cap, size_t *len,
 		int c = (unsigned char)s[i];
 
 		if (c == '%') {
-			int hi = n - i >= 3 ? hexval((unsigned char)s[i + 1]) : -1;
-			int lo = hi >= 0 ? hexval((unsigned char)s[i + 2]) : -1;
+			int hi = n - i >= 3 ? te_hexval((unsigned char)s[i + 1]) : -1;
+			int lo = hi >= 0 ? te_hexval((unsigned char)s[i + 2]) : -1;
 
 			c = lo >= 0 ? hi << 4 | lo : 0;
 			if (c == 0) {

@@ -181,8 +181,22 @@ static void test_bounds(void)
 	TAP_EQ_INT(n, 0, "decode: empty is 0 bytes");
 }
 
+static void test_hexval(void)
+{
+	int bad = 0;
+
+	for (int c = -128; c < 256; c++) {
+		int want = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			   c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+
+		bad += te_hexval(c) != want;
+	}
+	TAP_EQ_INT(bad, 0, "te_hexval: 0-9, a-f, A-F and -1 for anything else");
+}
+
 int main(void)
 {
+	test_hexval();
 	test_vectors();
 	test_strict();
 	test_canonical();
