@@ -14,10 +14,10 @@ LMDB_LIB  := $(BUILD)/third_party/liblmdb.a
 # shipped; stale readers are cleared by mdb_reader_check() instead.
 LMDB_CFLAGS := -Os -ffunction-sections -fdata-sections -DMDB_USE_ROBUST=0 -w
 # MIPS: mdb.c includes the kernel's <asm/cachectl.h>, which a libc-only
-# sysroot (Debian's musl-dev:mipsel) lacks; third_party/compat has the three
+# sysroot (Debian's musl-dev:mipsel) lacks; src/compat has the three
 # values it needs, searched after the toolchain's own headers (-idirafter).
 # Recursive (=): $(CC) is asked only when the target library is built.
-LMDB_TARGET_CFLAGS = $(if $(findstring mips,$(shell $(CC) -dumpmachine)),-idirafter third_party/compat)
+LMDB_TARGET_CFLAGS = $(if $(findstring mips,$(shell $(CC) -dumpmachine)),-idirafter src/compat)
 
 $(LMDB_LIB): $(TP_STAMP)
 	@mkdir -p $(BUILD)/third_party/lmdb
