@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "metrics.h"
 
@@ -132,21 +133,9 @@ static int request_status(const char *line, size_t n, bool *head)
 /* Write what the socket takes; close when all is sent or on error. */
 static void client_flush(struct te_mhttp_client *c)
 {
-	while (c->outoff < c->outlen) {
-		ssize_t n = send(c->io.fd, c->out + c->outoff, c->outlen - c->outoff,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			if (c->io.events != EPOLLOUT && te_io_mod(c->m->loop, &c->io, EPOLLOUT) < 0)
-				break;
-			return;
-		}
-		if (n < 0)
-			break;
-		c->outoff += (size_t)n;
-	}
+	if (te_send_pending(c->io.fd, c->out, c->outlen, &c->outoff) == 0 &&
+	    (c->io.events == EPOLLOUT || te_io_mod(c->m->loop, &c->io, EPOLLOUT) == 0))
+		return;
 	client_close(c);
 }
 

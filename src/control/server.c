@@ -14,6 +14,7 @@
 #include "agent/methods.h"
 #include "core/base64.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "hub/wire.h"
@@ -740,19 +741,13 @@ static void handle_request(struct te_ctl_client *c)
 /* Write what is pending; 0 when done or waiting for EPOLLOUT, -1 on error. */
 static int client_flush(struct te_ctl_client *c)
 {
-	while (c->outoff < c->outlen) {
-		ssize_t n = send(c->io.fd, c->out + c->outoff, c->outlen - c->outoff,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+	int r = te_send_pending(c->io.fd, c->out, c->outlen, &c->outoff);
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			te_io_mod(c->ctl->loop, &c->io, EPOLLIN | EPOLLOUT);
-			return 0;
-		}
-		if (n < 0)
-			return -1;
-		c->outoff += (size_t)n;
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		te_io_mod(c->ctl->loop, &c->io, EPOLLIN | EPOLLOUT);
+		return 0;
 	}
 	free(c->out);
 	c->out = NULL;

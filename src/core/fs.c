@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "err.h"
@@ -84,4 +85,18 @@ int te_read_file(const char *path, size_t max, char **buf, size_t *len)
 	r = read_fd(fd, max, buf, len);
 	close(fd);
 	return r;
+}
+
+int te_send_pending(int fd, const char *buf, size_t len, size_t *off)
+{
+	while (*off < len) {
+		ssize_t n = send(fd, buf + *off, len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+		*off += (size_t)n;
+	}
+	return 1;
 }

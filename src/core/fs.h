@@ -15,4 +15,9 @@ int te_mkdir_p(const char *path, mode_t parent_mode, mode_t mode);
  * file), -TE_ELIMIT or -ENOMEM; *buf is NULL on failure. */
 int te_read_file(const char *path, size_t max, char **buf, size_t *len);
 
+/* Send buf[*off..len) on a non-blocking socket as far as it goes (no
+ * SIGPIPE), advancing *off: 1 all sent, 0 it would block (wait for
+ * EPOLLOUT), -errno on an error. */
+int te_send_pending(int fd, const char *buf, size_t len, size_t *off);
+
 #endif
