@@ -2,6 +2,7 @@
  * daemon's figures rendered with it. */
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,6 +453,26 @@ static int collect_queue(void *ctx, const struct te_store_qstat *q)
 	return 0;
 }
 
+/* The store's figures that are one field of te_store_stats each. */
+static const struct store_family {
+	const char *name, *help;
+	enum te_prom_type type;
+	size_t off;
+} store_families[] = {
+#define SF(n, t, f, h) { "tinyedge_store_" n, h, TE_PROM_##t, offsetof(struct te_store_stats, f) }
+	SF("messages", GAUGE, msgs, "Messages in the store."),
+	SF("bytes", GAUGE, bytes, "Record bytes in the store."),
+	SF("file_bytes", GAUGE, file_bytes, "Size of the store's data file on disk."),
+	SF("used_bytes", GAUGE, used_bytes, "Store pages in use (at the last commit)."),
+	SF("max_bytes", GAUGE, max_bytes,
+	   "The store's byte quota (storeAndForward.maxBytes or the default)."),
+	SF("bytes_written_total", COUNTER, bytes_written,
+	   "Record bytes committed to the store (flash wear)."),
+	SF("commits_total", COUNTER, commits, "Write transactions (group commits) of the store."),
+	SF("commit_errors_total", COUNTER, commit_errors, "Store commits that failed."),
+#undef SF
+};
+
 static void render_store_totals(struct render *r, struct te_store *s)
 {
 	struct te_prom *p = r->p;
@@ -463,33 +484,18 @@ static void render_store_totals(struct render *r, struct te_store *s)
 	te_prom_u64(p, NULL, 0, s != NULL);
 	if (!s || te_store_stats(s, &st) < 0)
 		return;
-	te_prom_family(p, "tinyedge_store_messages", TE_PROM_GAUGE, "Messages in the store.");
-	te_prom_u64(p, NULL, 0, st.msgs);
-	te_prom_family(p, "tinyedge_store_bytes", TE_PROM_GAUGE,
-		       "Record bytes in the store.");
-	te_prom_u64(p, NULL, 0, st.bytes);
-	te_prom_family(p, "tinyedge_store_file_bytes", TE_PROM_GAUGE,
-		       "Size of the store's data file on disk.");
-	te_prom_u64(p, NULL, 0, st.file_bytes);
-	te_prom_family(p, "tinyedge_store_used_bytes", TE_PROM_GAUGE,
-		       "Store pages in use (at the last commit).");
-	te_prom_u64(p, NULL, 0, st.used_bytes);
-	te_prom_family(p, "tinyedge_store_max_bytes", TE_PROM_GAUGE,
-		       "The store's byte quota (storeAndForward.maxBytes or the default).");
-	te_prom_u64(p, NULL, 0, st.max_bytes);
-	te_prom_family(p, "tinyedge_store_bytes_written_total", TE_PROM_COUNTER,
-		       "Record bytes committed to the store (flash wear).");
-	te_prom_u64(p, NULL, 0, st.bytes_written);
+	for (size_t i = 0; i < sizeof(store_families) / sizeof(store_families[0]); i++) {
+		const struct store_family *f = &store_families[i];
+		uint64_t v;
+
+		memcpy(&v, (const char *)&st + f->off, sizeof(v));
+		te_prom_family(p, f->name, f->type, f->help);
+		te_prom_u64(p, NULL, 0, v);
+	}
 	te_prom_family(p, "tinyedge_store_bytes_written_per_hour", TE_PROM_GAUGE,
 		       "Record bytes committed per hour since the store was opened, averaged "
 		       "over at least an hour.");
 	te_prom_u64(p, NULL, 0, st.bytes_written * 3600 / (secs > 3600 ? secs : 3600));
-	te_prom_family(p, "tinyedge_store_commits_total", TE_PROM_COUNTER,
-		       "Write transactions (group commits) of the store.");
-	te_prom_u64(p, NULL, 0, st.commits);
-	te_prom_family(p, "tinyedge_store_commit_errors_total", TE_PROM_COUNTER,
-		       "Store commits that failed.");
-	te_prom_u64(p, NULL, 0, st.commit_errors);
 }
 
 static void render_queues(struct render *r, const struct qrows *rows)
