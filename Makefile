@@ -5,6 +5,10 @@
 #   make test         unit tests (ASan+UBSan), the cross binaries under qemu,
 #                     end-to-end tests; ends with "N passed, M failed"
 #   make test-cross   the three cross binaries under qemu-user only
+#   make test-long    the hardening suites at full length (docs/reliability.md):
+#                     200 kills, a 30-minute soak, valgrind, 10 minutes of
+#                     fuzzing per target; make test runs their short versions
+#   make test-SUITE   one suite (SUITE: $(SUITES)), short; TE_LONG=1 for long
 #   make demo         the whole product in under a minute: the sample
 #                     deployment offline, then draining to a local mosquitto
 #                     over TLS; a twin, a method, a clean stop
@@ -129,7 +133,7 @@ FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c \
 BUILD_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-.PHONY: all deps test test-unit test-e2e test-cross cross demo bench fuzz install clean distclean \
+.PHONY: all deps test test-unit test-e2e test-cross test-long $(addprefix test-,$(SUITES)) cross demo bench fuzz install clean distclean \
 	prereqs-build prereqs-test prereqs-demo prereqs-cross
 .DELETE_ON_ERROR:
 
@@ -241,6 +245,17 @@ test: prereqs-test
 	@$(MAKE) --no-print-directory cross
 	@$(MAKE) --no-print-directory $(UNIT_BINS)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh
+
+# The hardening suites (docs/security.md, docs/reliability.md): each is
+# test/e2e/test_SUITE.py, short inside make test, long with TE_LONG=1.
+SUITES := escape abuse crash powercut netfaults tls_matrix clock soak valgrind
+$(addprefix test-,$(SUITES)): all
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh suite $(@:test-%=%)
+
+test-long: prereqs-test
+	@$(MAKE) --no-print-directory all
+	@TE_LONG=1 BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh suite $(SUITES)
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECS=600
 
 test-unit: $(UNIT_BINS)
 	@BUILD=$(BUILD) scripts/test.sh unit

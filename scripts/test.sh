@@ -3,6 +3,7 @@
 # (scripts/test-cross.sh, TAP too) and/or the end-to-end tests (pytest),
 # then print one closing line: "N passed, M failed". Exit 1 on any failure.
 #   scripts/test.sh [all|unit|cross|e2e]
+#   scripts/test.sh suite NAME...   test/e2e/test_NAME.py each (TE_LONG=1: long)
 set -u
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -47,8 +48,9 @@ not ok - $a timed out after 900 s"
 	done
 }
 
+# $1: what to run (default: every e2e file); $2: timeout in seconds
 run_e2e() {
-	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge timeout -k 10 1200 "$PYTHON" -m pytest -q -p no:cacheprovider test/e2e 2>&1)
+	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge timeout -k 10 "${2:-1200}" "$PYTHON" -m pytest -q -p no:cacheprovider ${1:-test/e2e} 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | tail -n 60
 	summary=$(printf '%s\n' "$out" | tail -n 1)
@@ -65,7 +67,13 @@ unit) run_unit ;;
 cross) run_cross ;;
 e2e) run_e2e ;;
 all) run_unit; run_cross; run_e2e ;;
-*) echo "usage: $0 [all|unit|cross|e2e]" >&2; exit 2 ;;
+suite)
+	shift
+	files=
+	for s in "$@"; do files="$files test/e2e/test_$s.py"; done
+	# long suites: the 30-minute soak and 200 kills need their time
+	run_e2e "$files" "$([ "${TE_LONG:-0}" = 1 ] && echo 7200 || echo 1200)" ;;
+*) echo "usage: $0 [all|unit|cross|e2e|suite NAME...]" >&2; exit 2 ;;
 esac
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
