@@ -208,6 +208,7 @@ static void daemon_reload(struct daemon *d, const char *why)
 	te_info("agent", "%s: reloading", why);
 	if (daemon_load(d, false) < 0)
 		return;
+	te_ctl_set_admin(&d->ctl, d->cfg.control.admin_group[0], d->cfg.control.admin_gid);
 	if (d->deploy.cloud_active) {
 		te_warn("agent", "a cloud deployment runs: the local deployment file is not applied");
 		te_manifest_free(d->manifest);
@@ -617,6 +618,8 @@ static int daemon_serve(struct daemon *d)
 		te_error("agent", "control socket in %s: %s", d->cfg.state_dir, te_strerror(r));
 	d->ctl.agent = &d->agent;
 	d->ctl.images = d->gate.images;
+	if (r == 0)
+		te_ctl_set_admin(&d->ctl, d->cfg.control.admin_group[0], d->cfg.control.admin_gid);
 	if (r < 0) {
 		te_gate_free(&d->gate);
 		te_images_close(&d->images);

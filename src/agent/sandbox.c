@@ -179,6 +179,11 @@ static int resolve_group(const char *group, gid_t *gid, char *err, size_t cap)
 	return 0;
 }
 
+int te_sandbox_resolve_group(const char *group, gid_t *gid, char *err, size_t cap)
+{
+	return resolve_group(group, gid, err, cap);
+}
+
 int te_sandbox_resolve_ids(const struct te_module_spec *spec, uid_t *uid,
 			   gid_t *gid, char *err, size_t cap)
 {

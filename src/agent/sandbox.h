@@ -67,6 +67,10 @@ struct te_spawn_fail {
 int te_sandbox_resolve_ids(const struct te_module_spec *spec, uid_t *uid,
 			   gid_t *gid, char *err, size_t cap);
 
+/* A group ("root", a name from /etc/group, or a number): 0, or -ENOENT
+ * with a message in err. The control socket's admin group uses it too. */
+int te_sandbox_resolve_group(const char *group, gid_t *gid, char *err, size_t cap);
+
 /* Start the module. On success sp is filled and the child is running its
  * plan; the caller watches sp->sync_fd. On failure before clone, returns
  * -errno with err (cap bytes) naming what failed, and nothing is left

@@ -26,8 +26,12 @@ static int ctl_connect(const struct te_cli *cli)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
 		return fd;
-	fprintf(stderr, "tinyedge %s: no daemon running with state dir %s (%s: %s)\n",
-		cli->verb, dir, addr.sun_path, strerror(errno));
+	if (errno == EACCES)
+		fprintf(stderr, "tinyedge %s: %s: permission denied (root, the daemon's user and "
+			"the group control.adminGroup names may use it)\n", cli->verb, addr.sun_path);
+	else
+		fprintf(stderr, "tinyedge %s: no daemon running with state dir %s (%s: %s)\n",
+			cli->verb, dir, addr.sun_path, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return -1;
@@ -116,7 +120,16 @@ char *te_ctl_call(const struct te_cli *cli, const char *req, size_t *len)
 	if (fd < 0)
 		return NULL;
 	if (send_all(fd, req, strlen(req)) < 0) {
-		fprintf(stderr, "tinyedge %s: cannot send to the daemon: %s\n", cli->verb, strerror(errno));
+		int e = errno;
+
+		/* A refused client gets one error line before the hang-up. */
+		buf = recv_all(fd, len);
+		if (buf && *len) {
+			close(fd);
+			return buf;
+		}
+		free(buf);
+		fprintf(stderr, "tinyedge %s: cannot send to the daemon: %s\n", cli->verb, strerror(e));
 		close(fd);
 		return NULL;
 	}

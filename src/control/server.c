@@ -145,6 +145,8 @@ static int client_put(struct te_ctl_client *c, const char *s, size_t n)
 
 	if (!p)
 		return -ENOMEM;
+	if (!c->out)
+		c->out_ms = te_now_ms();
 	memcpy(p + c->outlen, s, n);
 	c->out = p;
 	c->outlen += n;
@@ -741,10 +743,13 @@ static void handle_request(struct te_ctl_client *c)
 /* Write what is pending; 0 when done or waiting for EPOLLOUT, -1 on error. */
 static int client_flush(struct te_ctl_client *c)
 {
+	size_t off = c->outoff;
 	int r = te_send_pending(c->io.fd, c->out, c->outlen, &c->outoff);
 
 	if (r < 0)
 		return -1;
+	if (c->outoff != off)
+		c->out_ms = te_now_ms();
 	if (r == 0) {
 		te_io_mod(c->ctl->loop, &c->io, EPOLLIN | EPOLLOUT);
 		return 0;
@@ -799,6 +804,7 @@ static void client_read(struct te_ctl_client *c)
 		return;
 	}
 	c->reqlen = (size_t)(nl - c->req);
+	c->answered = true;
 	if (c->overlong)
 		client_error(c, 2, "request too long");
 	else
@@ -827,15 +833,82 @@ static void on_client(struct te_loop *l, struct te_io *io, uint32_t ev)
 		client_read(c);
 }
 
-/* Only root and the daemon's own user may talk to it. */
-static bool peer_allowed(int fd)
+/* Root, the daemon's own user and, when configured, the admin group
+ * (the peer's primary group or one of its supplementary groups). */
+static bool peer_allowed(const struct te_ctl *ctl, int fd, struct ucred *cred)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
+	gid_t groups[256];
+	socklen_t len = sizeof(*cred);
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) < 0)
 		return false;
-	return cred.uid == 0 || cred.uid == geteuid();
+	if (cred->uid == 0 || cred->uid == geteuid())
+		return true;
+	if (!ctl->admin)
+		return false;
+	if (cred->gid == ctl->admin_gid)
+		return true;
+	len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+		return false;
+	for (size_t i = 0; i < len / sizeof(gid_t); i++)
+		if (groups[i] == ctl->admin_gid)
+			return true;
+	return false;
+}
+
+/* Say why, in the protocol's error shape, then hang up; a warning in the
+ * log at most once per 10 s so a flood cannot fill it. */
+static void refuse(struct te_ctl *ctl, int fd, const char *why, const struct ucred *cred)
+{
+	char line[200];
+	int n = snprintf(line, sizeof(line), "{\"error\":\"%s\",\"code\":1}\n", why);
+	uint64_t now = te_now_ms();
+	unsigned drained = 0;
+
+	(void)!send(fd, line, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	/* A request already here, read, spares the client a reset before it
+	 * reads the line (a unix socket closed with unread input resets). */
+	while (recv(fd, line, sizeof(line), MSG_DONTWAIT) > 0 && ++drained < 64)
+		;
+	close(fd);
+	ctl->refused++;
+	if (!ctl->refused_log_ms || now - ctl->refused_log_ms >= 10000) {
+		ctl->refused_log_ms = now;
+		if (cred)
+			te_warn("control", "refused a client (uid %u, pid %d): %s (%llu refused so far)",
+				(unsigned)cred->uid, (int)cred->pid, why, (unsigned long long)ctl->refused);
+		else
+			te_warn("control", "refused a client: %s (%llu refused so far)", why,
+				(unsigned long long)ctl->refused);
+	}
+}
+
+static void on_reap(struct te_loop *l, struct te_timer *t)
+{
+	struct te_ctl *ctl = (struct te_ctl *)((char *)t - offsetof(struct te_ctl, reap_timer));
+	uint64_t now = te_now_ms();
+	bool any = false;
+
+	for (unsigned i = 0; i < TE_CTL_CLIENTS; i++) {
+		struct te_ctl_client *c = &ctl->clients[i];
+
+		if (!c->used)
+			continue;
+		if (!c->answered && now >= c->deadline_ms) {
+			te_warn("control", "dropped a client that sent no request in %d s",
+				TE_CTL_REQ_SECS);
+			client_close(c);
+		} else if (c->out && now - c->out_ms >= TE_CTL_STALL_SECS * 1000ull) {
+			te_warn("control", "dropped a client that read none of its answer in %d s",
+				TE_CTL_STALL_SECS);
+			client_close(c);
+		} else {
+			any = true;
+		}
+	}
+	if (any)
+		te_timer_set(l, t, 1000);
 }
 
 static void on_accept(struct te_loop *l, struct te_io *io, uint32_t ev)
@@ -845,22 +918,29 @@ static void on_accept(struct te_loop *l, struct te_io *io, uint32_t ev)
 
 	while ((fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 		struct te_ctl_client *c = NULL;
+		struct ucred cred;
 
+		if (!peer_allowed(ctl, fd, &cred)) {
+			refuse(ctl, fd, ctl->admin ? "permission denied: not root, the daemon's user or the admin group"
+						   : "permission denied: not root or the daemon's user", &cred);
+			continue;
+		}
 		for (unsigned i = 0; i < TE_CTL_CLIENTS && !c; i++)
 			if (!ctl->clients[i].used)
 				c = &ctl->clients[i];
-		if (!c || !peer_allowed(fd)) {
-			if (c)
-				te_warn("control", "refused a client: not root or the daemon's user");
-			close(fd);
+		if (!c) {
+			refuse(ctl, fd, "busy: too many control connections; try again", NULL);
 			continue;
 		}
 		memset(c, 0, sizeof(*c));
 		c->used = true;
 		c->ctl = ctl;
+		c->deadline_ms = te_now_ms() + TE_CTL_REQ_SECS * 1000ull;
 		c->io = (struct te_io){ .fd = fd, .cb = on_client };
 		if (te_io_add(l, &c->io, EPOLLIN) < 0)
 			client_close(c);
+		else if (!ctl->reap_timer.active)
+			te_timer_set(l, &ctl->reap_timer, 1000);
 	}
 }
 
@@ -905,6 +985,7 @@ int te_ctl_open(struct te_ctl *ctl, struct te_loop *loop,
 	ctl->sv = sv;
 	ctl->follow_timer.cb = on_follow;
 	ctl->call_timer.cb = on_call_timer;
+	ctl->reap_timer.cb = on_reap;
 	snprintf(ctl->path, sizeof(ctl->path), "%s/control.sock", state_dir);
 	if (strlen(ctl->path) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
@@ -932,9 +1013,37 @@ void te_ctl_close(struct te_ctl *ctl)
 			client_close(&ctl->clients[i]);
 	te_timer_cancel(ctl->loop, &ctl->follow_timer);
 	te_timer_cancel(ctl->loop, &ctl->call_timer);
+	te_timer_cancel(ctl->loop, &ctl->reap_timer);
 	if (ctl->listen.fd > 0) {
 		te_io_del(ctl->loop, &ctl->listen);
 		close(ctl->listen.fd);
 		unlink(ctl->path);
 	}
+}
+
+void te_ctl_set_admin(struct te_ctl *ctl, bool admin, gid_t gid)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	if (!admin && !ctl->admin)
+		return;  /* nothing to undo: the defaults stay as made */
+	snprintf(dir, sizeof(dir), "%s", ctl->path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	if (!admin)
+		gid = getegid();
+	if (chown(ctl->path, (uid_t)-1, gid) < 0 || chmod(ctl->path, admin ? 0660 : 0600) < 0 ||
+	    (slash && (chown(dir, (uid_t)-1, gid) < 0 || chmod(dir, admin ? 0710 : 0700) < 0))) {
+		te_error("control", "admin group %u for %s: %s", (unsigned)gid, ctl->path,
+			 strerror(errno));
+		return;
+	}
+	if (admin && (!ctl->admin || gid != ctl->admin_gid))
+		te_info("control", "group %u may use %s", (unsigned)gid, ctl->path);
+	else if (!admin)
+		te_info("control", "only root and the daemon's user may use %s", ctl->path);
+	ctl->admin = admin;
+	ctl->admin_gid = gid;
 }

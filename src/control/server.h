@@ -1,5 +1,10 @@
 /* The control socket: <state-dir>/control.sock, mode 0600, peers checked
- * with SO_PEERCRED (root or the daemon's own uid only).
+ * with SO_PEERCRED (root or the daemon's own uid only; with
+ * control.adminGroup also that group's members, the socket then 0660 and
+ * the state dir 0710 with that group). At most TE_CTL_CLIENTS at once; a
+ * request line of at most TE_CTL_REQ_MAX bytes must arrive within
+ * TE_CTL_REQ_SECS, and a client that reads none of its answer for
+ * TE_CTL_STALL_SECS is dropped (docs/security.md).
  *
  * Protocol: the client sends one JSON object on one line; the daemon
  * answers and closes (or, for a followed log, keeps writing lines):
@@ -35,6 +40,8 @@
  * base64 (up to about 1.1 MiB), the others fit in a few hundred bytes.
  * The buffer grows only as a request needs it. */
 #define TE_CTL_REQ_MAX (2u << 20)
+#define TE_CTL_REQ_SECS 10
+#define TE_CTL_STALL_SECS 30
 
 struct te_metrics_src;
 
@@ -50,6 +57,9 @@ struct te_ctl_client {
 	bool follow;            /* logs -f: keep streaming */
 	char module[TE_MODULE_NAME_MAX + 1];
 	uint64_t next_seq;
+	uint64_t deadline_ms;   /* te_now_ms(): the request must be in by then */
+	uint64_t out_ms;        /* the answer last moved (or was queued) */
+	bool answered;
 	uint32_t call_id;       /* waiting for this direct method's result */
 	uint64_t call_deadline; /* te_now_ms() */
 	unsigned call_secs;
@@ -66,6 +76,11 @@ struct te_ctl {
 	struct te_io listen;
 	struct te_timer follow_timer;
 	struct te_timer call_timer;  /* direct method calls time out */
+	struct te_timer reap_timer;  /* slow and stalled clients are dropped */
+	bool admin;                  /* admin_gid may connect too */
+	gid_t admin_gid;
+	uint64_t refused_log_ms;     /* refusals are logged once per 10 s */
+	uint64_t refused;            /* clients refused: busy or not allowed */
 	uint32_t next_call_id;
 	const struct te_metrics_src *metrics;  /* for "metrics"; set by the daemon */
 	struct te_images *images;    /* for "images"; NULL: not available */
@@ -78,6 +93,11 @@ struct te_ctl {
 int te_ctl_open(struct te_ctl *ctl, struct te_loop *loop,
 		struct te_supervisor *sv, const char *state_dir);
 void te_ctl_close(struct te_ctl *ctl);
+
+/* Let members of group gid use the socket too (admin false: only root and
+ * the daemon's user): sets the socket's and the state dir's group and mode.
+ * Called after te_ctl_open and on every reload. */
+void te_ctl_set_admin(struct te_ctl *ctl, bool admin, gid_t gid);
 
 /* A module answered direct method call id: reply to the client that made
  * it, if it is still waiting (late answers are dropped). */

@@ -11,6 +11,7 @@
 #include "err.h"
 #include "json.h"
 #include "jvalue.h"
+#include "agent/sandbox.h"
 #include "upstream/azure.h"
 
 static const char *const protocol_names[] = { "none", "mqtt", "azure-iot-hub" };
@@ -438,6 +439,50 @@ static void cfg_images(struct cfg_ctx *x, int obj)
 	}
 }
 
+static const struct te_json_policy control_policy[] = {
+	{ "adminGroup", TE_JSON_STRING | TE_JSON_NUMBER, 0 },
+};
+
+/* control.adminGroup: members may use the control socket too (the socket
+ * becomes 0660 and the state dir 0710 with that group). The group must
+ * exist now: a typo would otherwise lock its members out silently. */
+static void cfg_control(struct cfg_ctx *x, int obj)
+{
+	char err[160];
+	int tb[1];
+
+	if (obj < 0)
+		return;
+	x->bad += te_json_read_object(x->doc, (unsigned)obj, "control", control_policy, 1, tb,
+				      x->diag);
+	if (tb[0] < 0)
+		return;
+	if (x->doc->tok[tb[0]].type == TE_JSON_NUMBER) {
+		int64_t v;
+
+		if (te_jv_int(x->doc, (unsigned)tb[0], "control.adminGroup", 0, 0x7fffffff, &v,
+			      x->diag) < 0) {
+			x->bad++;
+			return;
+		}
+		snprintf(x->c->control.admin_group, sizeof(x->c->control.admin_group), "%lld",
+			 (long long)v);
+	} else if (te_jv_str(x->doc, (unsigned)tb[0], "control.adminGroup",
+			     x->c->control.admin_group, sizeof(x->c->control.admin_group), false,
+			     x->diag) < 0) {
+		x->bad++;
+		return;
+	}
+	if (!x->c->control.admin_group[0] ||
+	    te_sandbox_resolve_group(x->c->control.admin_group, &x->c->control.admin_gid, err,
+				     sizeof(err)) < 0) {
+		te_json_error(x->doc, x->diag, (unsigned)tb[0], "control.adminGroup: %s",
+			      x->c->control.admin_group[0] ? err : "must not be empty");
+		x->c->control.admin_group[0] = '\0';
+		x->bad++;
+	}
+}
+
 static const struct te_json_policy root_policy[] = {
 	{ "deviceId", TE_JSON_STRING, 0 },
 	{ "hostname", TE_JSON_STRING, 0 },
@@ -450,9 +495,10 @@ static const struct te_json_policy root_policy[] = {
 	{ "deployment", TE_JSON_OBJECT, 0 },
 	{ "metrics", TE_JSON_OBJECT, 0 },
 	{ "images", TE_JSON_OBJECT, 0 },
+	{ "control", TE_JSON_OBJECT, 0 },
 };
 enum { R_DEVICE, R_HOSTNAME, R_STATE, R_LEVEL, R_UPSTREAM, R_STORE, R_BACKOFF,
-       R_LOGS, R_DEPLOYMENT, R_METRICS, R_IMAGES, R_N };
+       R_LOGS, R_DEPLOYMENT, R_METRICS, R_IMAGES, R_CONTROL, R_N };
 
 static void cfg_root(struct cfg_ctx *x)
 {
@@ -487,6 +533,7 @@ static void cfg_root(struct cfg_ctx *x)
 	cfg_deployment(x, tb[R_DEPLOYMENT]);
 	cfg_metrics(x, tb[R_METRICS]);
 	cfg_images(x, tb[R_IMAGES]);
+	cfg_control(x, tb[R_CONTROL]);
 	cfg_upstream(x, tb[R_UPSTREAM], tb[R_DEVICE]);
 }
 

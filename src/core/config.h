@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "diag.h"
 #include "log.h"
@@ -78,6 +79,10 @@ struct te_config {
 		unsigned probation_secs;  /* how long new modules must hold (60) */
 		uint64_t memory_budget;   /* admission; 0 = the device's RAM */
 	} deployment;
+	struct {                      /* the control socket (docs/security.md) */
+		char admin_group[64];     /* "" = root and the daemon's user only */
+		gid_t admin_gid;          /* admin_group resolved at load */
+	} control;
 	struct {                      /* the image cache (docs/images.md) */
 		uint64_t cache_bytes;     /* quota (512 MiB) */
 		uint64_t max_image_bytes; /* one image (256 MiB) */
