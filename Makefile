@@ -123,17 +123,17 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%) $(BUILD)/test/test_fuzz_
 # Fuzzing: one target binary with modes (TE_FUZZ=json|config|...; FUZZ_MODES).
 FUZZ_BIN := $(BUILD)/fuzz/tinyedge-fuzz
 FUZZ_SECS ?= 60
-FUZZ_MODES := json config manifest patch record ctl ring route stdio mqtt azure twin methods http
+FUZZ_MODES := json config manifest patch record ctl ring route stdio mqtt azure twin methods http request
 FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c \
 	test/fuzz/fuzz_stdio.c test/fuzz/fuzz_mqtt.c test/fuzz/fuzz_azure.c test/fuzz/fuzz_twin.c \
-	test/fuzz/fuzz_methods.c test/fuzz/fuzz_http.c
+	test/fuzz/fuzz_methods.c test/fuzz/fuzz_http.c test/fuzz/fuzz_request.c
 
 # The clock floor for certificate checks on devices without an RTC: the
 # commit's time (reproducible), else now.
 BUILD_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-.PHONY: all deps test test-unit test-e2e test-cross test-long $(addprefix test-,$(SUITES)) cross demo bench fuzz install clean distclean \
+.PHONY: all deps test test-unit test-e2e test-cross test-long $(addprefix test-,$(SUITES)) fuzz-coverage cross demo bench fuzz install clean distclean \
 	prereqs-build prereqs-test prereqs-demo prereqs-cross
 .DELETE_ON_ERROR:
 
@@ -234,6 +234,18 @@ $(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.
 	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) \
 	  $(BUILD)/fuzz/lmdb/mdb.o $(BUILD)/fuzz/lmdb/midl.o $(HOST_BEARSSL) -o $@ -lm -lpthread
 
+# make fuzz-coverage: the source lines each mode's corpora reach
+# (scripts/fuzz-coverage.sh), from a clang coverage build of the targets.
+FUZZ_COV_BIN := $(BUILD)/fuzz/tinyedge-fuzz-cov
+$(FUZZ_COV_BIN): $(FUZZ_BIN)
+	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer \
+	  -fprofile-instr-generate -fcoverage-mapping \
+	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) \
+	  $(BUILD)/fuzz/lmdb/mdb.o $(BUILD)/fuzz/lmdb/midl.o $(HOST_BEARSSL) -o $@ -lm -lpthread
+
+fuzz-coverage: $(FUZZ_COV_BIN)
+	@BUILD=$(BUILD) COV_BIN=$(FUZZ_COV_BIN) scripts/fuzz-coverage.sh
+
 fuzz: $(FUZZ_BIN)
 	@for m in $(FUZZ_MODES); do mkdir -p $(BUILD)/fuzz/corpus-$$m; \
 	  echo "fuzz: $$m for $(FUZZ_SECS) s"; \
@@ -256,6 +268,7 @@ test-long: prereqs-test
 	@$(MAKE) --no-print-directory all
 	@TE_LONG=1 BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh suite $(SUITES)
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECS=600
+	@$(MAKE) --no-print-directory fuzz-coverage
 
 test-unit: $(UNIT_BINS)
 	@BUILD=$(BUILD) scripts/test.sh unit

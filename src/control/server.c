@@ -738,6 +738,18 @@ static void handle_request(struct te_ctl_client *c)
 	te_json_free(&doc);
 }
 
+void te_ctl_request(struct te_ctl_client *c, const char *line, size_t len)
+{
+	char *keep = c->req;
+	size_t keeplen = c->reqlen;
+
+	c->req = (char *)line;
+	c->reqlen = len;
+	handle_request(c);
+	c->req = keep;
+	c->reqlen = keeplen;
+}
+
 /* --- client I/O --- */
 
 /* Write what is pending; 0 when done or waiting for EPOLLOUT, -1 on error. */

@@ -94,6 +94,10 @@ int te_ctl_open(struct te_ctl *ctl, struct te_loop *loop,
 		struct te_supervisor *sv, const char *state_dir);
 void te_ctl_close(struct te_ctl *ctl);
 
+/* Answer one request line (without its newline) into c->out, as a client's
+ * read does; for the "request" fuzz target. */
+void te_ctl_request(struct te_ctl_client *c, const char *line, size_t len);
+
 /* Let members of group gid use the socket too (admin false: only root and
  * the daemon's user): sets the socket's and the state dir's group and mode.
  * Called after te_ctl_open and on every reload. */

@@ -15,6 +15,7 @@ void te_fuzz_azure(const uint8_t *data, size_t n);  /* fuzz_azure.c */
 void te_fuzz_twin(const uint8_t *data, size_t n);   /* fuzz_twin.c */
 void te_fuzz_methods(const uint8_t *data, size_t n); /* fuzz_methods.c */
 void te_fuzz_http(const uint8_t *data, size_t n);   /* fuzz_http.c */
+void te_fuzz_request(const uint8_t *data, size_t n); /* fuzz_request.c */
 
 /* Message views equal field by field (fuzz_ring.c; also used by
  * fuzz_stdio.c's round trip). */
@@ -25,7 +26,7 @@ bool te_fuzz_msg_same(const struct te_msg *a, const struct te_msg *b);
 
 /* Select the target by name (json, config, manifest, patch, record, ctl,
  * ring, route, stdio, mqtt, azure, twin,
- * methods, http); -1 if unknown. */
+ * methods, http, request); -1 if unknown. */
 int te_fuzz_set_mode(const char *name);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n);

@@ -61,5 +61,6 @@ int main(void)
 	replay_mode("twin");
 	replay_mode("methods");
 	replay_mode("http");
+	replay_mode("request");
 	return tap_done();
 }

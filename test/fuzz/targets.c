@@ -1,6 +1,6 @@
 /* Fuzz targets, one binary with modes (as crun's):
  * TE_FUZZ=json|config|manifest|patch|record|ctl|ring|route|stdio|mqtt|azure|twin|
- * methods|http.
+ * methods|http|request.
  *
  * Built two ways: with clang -fsanitize=fuzzer for `make fuzz`, and with
  * test/fuzz/replay.c as a plain ASan+UBSan program that `make test` runs
@@ -150,6 +150,7 @@ static const struct {
 	{ "twin", te_fuzz_twin },
 	{ "methods", te_fuzz_methods },
 	{ "http", te_fuzz_http },
+	{ "request", te_fuzz_request },
 };
 static void (*target)(const uint8_t *, size_t) = fuzz_json;
 
@@ -169,7 +170,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	const char *mode = getenv("TE_FUZZ");
 
 	if (mode && te_fuzz_set_mode(mode) < 0) {
-		fprintf(stderr, "TE_FUZZ=%s: expected json, config, manifest, patch, record, ctl, ring, route, stdio, mqtt, azure, twin, methods or http\n", mode);
+		fprintf(stderr, "TE_FUZZ=%s: expected json, config, manifest, patch, record, ctl, ring, route, stdio, mqtt, azure, twin, methods, http or request\n", mode);
 		exit(2);
 	}
 	return 0;
