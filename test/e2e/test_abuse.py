@@ -114,10 +114,20 @@ def limits_read_back(pid):
     return got
 
 
-def assert_limits(rt):
-    pid = rt.modules()["bad"]["pid"]
-    assert pid, rt.modules()
-    got = limits_read_back(pid)
+def assert_limits(rt, timeout=20):
+    """Read while it runs (the memory hog restarts every few ms: retry
+    when its cgroup goes away under us)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid = rt.modules()["bad"]["pid"]
+        try:
+            got = limits_read_back(pid) if pid else None
+        except (OSError, AssertionError, ValueError):
+            got = None
+        if got or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert got, rt.modules()
     print("limits read back:", got)
     assert got == LIMITS
 
@@ -168,8 +178,9 @@ def test_memory_hog(image, daemons):
     mib = [json.loads(l[l.index("{"):])["mib"] for l in rt.logs("bad").splitlines()
            if '"case":"mem"' in l]
     assert mib and max(mib) <= LIMITS["memoryBytes"] >> 20
-    assert mods["bad"].get("signal") == 9
-    assert "out of memory" in mods["bad"].get("statusDescription", "")
+    # the crash records say why (the status moves on as it restarts)
+    crashes = [p.read_text() for p in (rt.state / "crash").glob("bad-*")]
+    assert crashes and all("out of memory" in c for c in crashes), crashes
     assert_others_fine(rt, before)
 
 
