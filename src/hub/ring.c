@@ -26,7 +26,11 @@
 #include "ring.h"
 
 #define REC_HDR TE_WIRE_REC_HDR
-#define SEALS_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW)
+/* What both sides insist on before they trust the size (ring.h): no shrink
+ * (a peer's ftruncate would SIGBUS the other's accesses), no grow, and no
+ * change to the seals themselves (else a peer could add F_SEAL_WRITE or
+ * F_SEAL_FUTURE_WRITE and stop the other side's stores). */
+#define SEALS_REQUIRED (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 _Static_assert(sizeof(struct te_wire_hdr) <= TE_WIRE_OUT_CTRL, "header overlaps out ctrl");
 _Static_assert(sizeof(struct te_wire_ctrl) == 3 * TE_WIRE_LINE, "ctrl block layout");
@@ -137,15 +141,29 @@ void te_ring_close(struct te_ringset *rs)
 
 /* ---- create / attach ----------------------------------------------------- */
 
-/* Size the memfd and seal it. F_SEAL_FUTURE_WRITE is not wanted: the
- * module maps it writable. */
+/* 0 if fd carries every required seal; -EPERM if not (or if it is not a
+ * sealable file at all), -errno. */
+static int seals_check(int fd)
+{
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	if (seals < 0)
+		return errno == EINVAL ? -EPERM : -errno;
+	return (seals & SEALS_REQUIRED) == SEALS_REQUIRED ? 0 : -EPERM;
+}
+
+/* Size the memfd and seal it, then read the seals back: the daemon hands
+ * out only what it has seen sealed (a kernel or a seccomp filter that
+ * quietly dropped F_ADD_SEALS must not give a module a resizable ring).
+ * F_SEAL_FUTURE_WRITE is not wanted: the module maps it writable (why that
+ * only ever hurts the module itself: ring.h, "Trust"). */
 static int memfd_setup(int fd, uint64_t len)
 {
 	if (ftruncate(fd, (off_t)len) < 0)
 		return -errno;
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+	if (fcntl(fd, F_ADD_SEALS, SEALS_REQUIRED) < 0)
 		return -errno;
-	return 0;
+	return seals_check(fd);
 }
 
 int te_ring_create(size_t bytes_each_way, struct te_ringset *rs, int *memfd)
@@ -184,12 +202,10 @@ static int attach_size(int fd, uint32_t *ring_bytes)
 {
 	struct stat st;
 	uint64_t sz, s;
-	int seals = fcntl(fd, F_GET_SEALS);
+	int err = seals_check(fd);
 
-	if (seals < 0)
-		return errno == EINVAL ? -EPERM : -errno;  /* not a sealable file */
-	if ((seals & SEALS_REQUIRED) != SEALS_REQUIRED)
-		return -EPERM;
+	if (err)
+		return err;
 	if (fstat(fd, &st) < 0)
 		return -errno;
 	sz = (uint64_t)st.st_size;

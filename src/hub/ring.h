@@ -15,6 +15,20 @@
  * consumer (te_ring_peek / te_ring_release), which trusts the daemon but
  * still never reads outside the ring.
  *
+ * What a module can do to its memfd. The seals (SHRINK, GROW, SEAL; both
+ * sides check them before they use the size) hold for every fd to the
+ * file, including one reopened through /proc/self/fd/N: it cannot resize
+ * it (ftruncate, fallocate, write past the end: EPERM) nor add or remove a
+ * seal. It does map the whole file writable, by design: it owns one index
+ * of each ring and writes the out data area. It can therefore scribble on
+ * the header, on the daemon's own indices and on the in data area, and
+ * that only hurts the module: the daemon never reads back what it owns
+ * (its indices live in private memory, its layout is its own copy, not the
+ * header), loads each module-owned index once and validates it, and reads
+ * the in area only to hand a dead instance's unread records to the next
+ * instance of the same module, validated again (te_ring_unread). One memfd
+ * per module: no other module's ring is mapped in it or passed to it.
+ *
  * Costs. No syscall and no allocation on the record paths. Each side keeps
  * its own index privately and caches the peer's, re-reading the shared one
  * only when the cache says full (producer) or empty (consumer).
@@ -53,16 +67,18 @@ struct te_ringset {
 };
 
 /* Create a ringset with two rings of bytes_each_way bytes each (a power of
- * two, TE_WIRE_RING_MIN..TE_WIRE_RING_MAX): a sealed memfd (close-on-exec;
- * the caller passes it to the module) mapped on the daemon's side. On
- * success *memfd is the caller's to close. 0, -EINVAL (size), -errno. */
+ * two, TE_WIRE_RING_MIN..TE_WIRE_RING_MAX): a memfd (close-on-exec; the
+ * caller passes it to the module) sealed against shrinking, growing and
+ * seal changes, the seals read back, mapped on the daemon's side. On
+ * success *memfd is the caller's to close. 0, -EINVAL (size), -EPERM (the
+ * seals did not hold), -errno. */
 int te_ring_create(size_t bytes_each_way, struct te_ringset *rs, int *memfd);
 
 /* Map an existing ringset memfd. module_side picks which ring this process
  * produces on. The size comes from fstat; the header must match the fixed
- * layout for that size, the memfd must be sealed against shrinking and
- * growing, and the indices must be consistent. The fd stays the caller's.
- * 0, -TE_EMALFORMED (bad header, size or indices), -EPERM (seals missing),
+ * layout for that size, the memfd must be sealed against shrinking,
+ * growing and seal changes, and the indices must be consistent. The fd
+ * stays the caller's. 0, -TE_EMALFORMED (bad header, size or indices), -EPERM (seals missing),
  * -errno. */
 int te_ring_attach(int memfd, bool module_side, struct te_ringset *rs);
 

@@ -189,6 +189,8 @@ static void test_attach_rejects(void)
 	TAP_EQ_INT(attach_edited(NULL, 0, 0), -EPERM, "attach: memfd without seals");
 	TAP_EQ_INT(attach_edited(NULL, 0, F_SEAL_SHRINK), -EPERM, "attach: memfd without GROW seal");
 	TAP_EQ_INT(attach_edited(NULL, 0, F_SEAL_GROW), -EPERM, "attach: memfd without SHRINK seal");
+	TAP_EQ_INT(attach_edited(NULL, 0, F_SEAL_SHRINK | F_SEAL_GROW), -EPERM,
+		   "attach: memfd without SEAL seal (its seals could still change)");
 	TAP_EQ_INT(attach_edited(NULL, 4096, all), -TE_EMALFORMED, "attach: size not header + 2 * 2^n");
 	TAP_EQ_INT(attach_edited(NULL, 8, all), -TE_EMALFORMED, "attach: size off by 8");
 	TAP_EQ_INT(attach_edited(NULL, -(ssize_t)RSZ, all), -TE_EMALFORMED, "attach: too small");
@@ -214,6 +216,63 @@ static void test_attach_rejects(void)
 		close(fd);
 		TAP_EQ_INT(te_ring_attach(-1, true, &rs), -EBADF, "attach: bad fd");
 	}
+}
+
+/* The module's side, hostile: whatever fd it holds to its memfd (the
+ * inherited one, or one reopened read-write through /proc/self/fd, which
+ * the kernel allows), it can neither resize the file nor change its seals;
+ * and what it can write (the whole mapping) never breaks the daemon's
+ * reads and writes of its own state. */
+static void test_hostile_module(void)
+{
+	struct te_ringset rs, mod;
+	char path[64], buf[64];
+	uint32_t len;
+	int fd, rw;
+	off_t size;
+
+	if (te_ring_create(RSZ, &rs, &fd))
+		abort();
+	size = (off_t)rs.maplen;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	rw = open(path, O_RDWR);
+	TAP_OK(rw >= 0, "hostile: /proc/self/fd/N reopens the memfd read-write (seals must hold)");
+	errno = 0;
+	TAP_OK(ftruncate(rw, size / 2) < 0 && errno == EPERM, "hostile: ftruncate smaller: EPERM");
+	errno = 0;
+	TAP_OK(ftruncate(rw, size * 2) < 0 && errno == EPERM, "hostile: ftruncate larger: EPERM");
+	errno = 0;
+	TAP_OK(fallocate(rw, 0, size, 4096) < 0 && errno == EPERM, "hostile: fallocate past the end: EPERM");
+	errno = 0;
+	TAP_OK(pwrite(rw, "x", 1, size) < 0 && errno == EPERM, "hostile: write past the end: EPERM");
+	errno = 0;
+	TAP_OK(fcntl(rw, F_ADD_SEALS, F_SEAL_WRITE) < 0 && errno == EPERM,
+	       "hostile: adding F_SEAL_WRITE: EPERM");
+	errno = 0;
+	TAP_OK(fcntl(rw, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) < 0 && errno == EPERM,
+	       "hostile: adding F_SEAL_FUTURE_WRITE (would stop the daemon's stores): EPERM");
+	TAP_EQ_INT(fcntl(rw, F_GET_SEALS), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL,
+		   "hostile: the seals are unchanged");
+	TAP_EQ_INT(lseek(rw, 0, SEEK_END), size, "hostile: the size is unchanged");
+
+	/* Scribble on everything the daemon owns: the header, its index of
+	 * out (consumer) and of in (producer). It never reads them back. */
+	if (te_ring_attach(rw, true, &mod))
+		abort();
+	memset(mod.map, 0xff, sizeof(struct te_wire_hdr));
+	ctrl_of(&mod, true)->consumer = 0xdeadbee8u;
+	ctrl_of(&mod, false)->producer = 0xdeadbee8u;
+	memcpy(te_ring_reserve(&mod.out, 5), "hello", 5);
+	te_ring_commit(&mod.out);
+	TAP_OK(te_ring_read_copy(&rs.out, buf, sizeof(buf), &len) == 1 && len == 5 &&
+	       !memcmp(buf, "hello", 5), "hostile: the daemon reads on from its own indices");
+	TAP_OK(te_ring_reserve(&rs.in, 8) != NULL && !te_ring_broken(&rs.in),
+	       "hostile: and writes on");
+	te_ring_commit(&rs.in);
+	te_ring_close(&mod);
+	close(rw);
+	te_ring_close(&rs);
+	close(fd);
 }
 
 /* ---- records in one process ----------------------------------------------- */
@@ -1039,6 +1098,7 @@ int main(void)
 {
 	test_create();
 	test_attach_rejects();
+	test_hostile_module();
 	test_roundtrip();
 	test_full_empty();
 	test_pad();
