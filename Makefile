@@ -133,7 +133,7 @@ FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c \
 BUILD_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-.PHONY: all deps test test-unit test-e2e test-cross test-long $(addprefix test-,$(SUITES)) fuzz-coverage cross demo bench fuzz install clean distclean \
+.PHONY: all deps test test-unit test-e2e test-cross test-long $(addprefix test-,$(SUITES)) fuzz-coverage valgrind-build cross demo bench fuzz install clean distclean \
 	prereqs-build prereqs-test prereqs-demo prereqs-cross
 .DELETE_ON_ERROR:
 
@@ -234,6 +234,23 @@ $(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.
 	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) \
 	  $(BUILD)/fuzz/lmdb/mdb.o $(BUILD)/fuzz/lmdb/midl.o $(HOST_BEARSSL) -o $@ -lm -lpthread
 
+# The daemon for valgrind (make test-valgrind): memcheck cannot see inside a
+# static musl binary's malloc, so the same sources are built with the host's
+# gcc and glibc, dynamic, -O1 -g, no sanitizers; LMDB and BearSSL are the
+# unit tests' plain host builds.
+VG_BIN := $(BUILD)/vg/tinyedge
+VG_OBJS := $(SRCS:%.c=$(BUILD)/vg/%.o) $(MAIN:%.c=$(BUILD)/vg/%.o)
+
+$(BUILD)/vg/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
+	@mkdir -p $(dir $@)
+	@echo "  VGCC    $<"
+	@$(HOSTCC) $(CPPFLAGS_TE) -std=gnu11 -g -O1 $(WARN) -MMD -MP -c $< -o $@
+
+$(VG_BIN): $(VG_OBJS) $(HOST_LMDB) $(HOST_BEARSSL)
+	@$(HOSTCC) -o $@ $(VG_OBJS) $(HOST_LMDB) $(HOST_BEARSSL) -lm -lpthread
+
+valgrind-build: $(VG_BIN)
+
 # make fuzz-coverage: the source lines each mode's corpora reach
 # (scripts/fuzz-coverage.sh), from a clang coverage build of the targets.
 FUZZ_COV_BIN := $(BUILD)/fuzz/tinyedge-fuzz-cov
@@ -255,17 +272,18 @@ fuzz: $(FUZZ_BIN)
 test: prereqs-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory cross
-	@$(MAKE) --no-print-directory $(UNIT_BINS)
+	@$(MAKE) --no-print-directory $(UNIT_BINS) $(VG_BIN)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh
 
 # The hardening suites (docs/security.md, docs/reliability.md): each is
 # test/e2e/test_SUITE.py, short inside make test, long with TE_LONG=1.
 SUITES := escape abuse crash powercut netfaults tls_matrix clock soak valgrind
 $(addprefix test-,$(SUITES)): all
+test-valgrind: $(VG_BIN)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh suite $(@:test-%=%)
 
 test-long: prereqs-test
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(VG_BIN)
 	@TE_LONG=1 BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh suite $(SUITES)
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECS=600
 	@$(MAKE) --no-print-directory fuzz-coverage
@@ -344,4 +362,4 @@ clean:
 distclean: clean
 	rm -rf $(TP_SRC) third_party/dl
 
--include $(DEPS) $(HOST_OBJS:.o=.d)
+-include $(DEPS) $(HOST_OBJS:.o=.d) $(VG_OBJS:.o=.d)

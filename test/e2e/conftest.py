@@ -11,6 +11,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BIN = os.environ.get("TINYEDGE_BIN", os.path.join(ROOT, "build", "tinyedge"))
 SAMPLE_CONFIG = os.path.join(ROOT, "rootfs", "etc", "tinyedge", "config.json")
 SAMPLE_DEPLOYMENT = os.path.join(ROOT, "rootfs", "etc", "tinyedge", "deployment.json")
+# TINYEDGE_VALGRIND=1: every daemon runs under memcheck (the glibc build,
+# `make valgrind-build`), and a test fails if memcheck reported anything.
+VALGRIND = os.environ.get("TINYEDGE_VALGRIND") == "1"
+VG_BIN = os.path.join(ROOT, "build", "vg", "tinyedge")
+# Only the daemon itself: a module's child is silent from the clone on (its
+# few steps to exec are checked by the unit tests under ASan), and the
+# glibc build has no musl quirks to suppress. Leaks: definite ones count.
+VALGRIND_ARGS = ["valgrind", "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
+                 "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+                 "--child-silent-after-fork=yes", "--num-callers=30"]
 
 
 def run(*args, env=None, input=None, timeout=30):
@@ -48,8 +58,24 @@ class Daemon:
         full_env.pop("TINYEDGE_STATE_DIR", None)
         if env:
             full_env.update(env)
-        self.proc = subprocess.Popen([BIN, "run", *args], stdout=self.log,
+        cmd = [BIN, "run", *args]
+        self.vg_log = None
+        if VALGRIND or (env or {}).get("TINYEDGE_VALGRIND") == "1":
+            self.vg_log = tmp_path / f"valgrind-{time.monotonic_ns()}.log"
+            cmd = [*VALGRIND_ARGS, f"--log-file={self.vg_log}", VG_BIN, "run", *args]
+        self.proc = subprocess.Popen(cmd, stdout=self.log,
                                      stderr=subprocess.STDOUT, env=full_env)
+
+    def valgrind_errors(self):
+        """memcheck's complaints about this daemon: [] when clean."""
+        if not self.vg_log or self.proc.returncode == -signal.SIGKILL:
+            return []  # nothing to check, or killed on purpose (no summary)
+        text = self.vg_log.read_text()
+        bad = [l for l in text.splitlines()
+               if "ERROR SUMMARY:" in l and "ERROR SUMMARY: 0 errors" not in l]
+        if "ERROR SUMMARY:" not in text:
+            bad.append("memcheck wrote no summary (the daemon did not exit cleanly?)")
+        return [text] if bad else []
 
     def text(self):
         return self.log_path.read_text()
@@ -91,10 +117,13 @@ def daemons():
         if d.proc.poll() is None:  # let it stop its modules, then insist
             d.proc.send_signal(signal.SIGTERM)
             try:
-                d.proc.wait(timeout=20)
+                d.proc.wait(timeout=60 if d.vg_log else 20)
             except subprocess.TimeoutExpired:
                 d.proc.kill()
                 d.proc.wait()
+    for d in started:
+        errs = d.valgrind_errors()
+        assert not errs, "valgrind:\n" + "\n".join(errs)[-6000:]
 
 
 def manifest(modules, routes=None):
