@@ -826,7 +826,8 @@ static void in_process(struct te_upstream *u)
 		if (r == TE_MQTT_NEED_MORE)
 			break;
 		if (r < 0) {
-			up_fail(u, "malformed packet from the broker (%s)", te_strerror(r));
+			up_fail(u, "malformed packet from the broker: %s (%s)",
+				te_mqtt_type_str(u->rbuf[at] >> 4), te_strerror(r));
 			return;
 		}
 		on_packet(u, &p);
