@@ -77,7 +77,7 @@ HARMLESS = {"puback_unknown": packet(0x40, b"\xbe\xef")}           # PUBACK for 
 
 
 class FakeBroker:
-    def __init__(self, port=0, tls=None, default="normal", after=5):
+    def __init__(self, port=0, tls=None, default="normal", after=5, weak_ok=False):
         self.srv = socket.socket()
         self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.srv.bind(("127.0.0.1", port))
@@ -86,6 +86,8 @@ class FakeBroker:
         self.ctx = None
         if tls:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            if weak_ok:  # serve what OpenSSL's default level refuses (RSA-1024)
+                self.ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
             self.ctx.load_cert_chain(*tls)
         self.default, self.after = default, after
         self.lock = threading.Lock()
