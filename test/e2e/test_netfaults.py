@@ -16,7 +16,7 @@ import pytest
 from conftest import FAST_CONFIG
 from fakebroker import HARMLESS, MALFORMED, FakeBroker
 from test_store import queue, start
-from test_upstream import MOSQUITTO, Broker, Subscriber, counter_up, pki  # noqa: F401
+from test_upstream import MOSQUITTO, Broker, Subscriber, counter_up, pki  # noqa: F401 (a fixture)
 
 LONG = os.environ.get("TE_LONG") == "1"
 ROUNDS = 10 if LONG else 1
