@@ -56,6 +56,8 @@ void te_config_defaults(struct te_config *c)
 	c->upstream.tls = true;
 	c->upstream.keepalive_secs = 240;
 	c->upstream.inflight = 16;
+	c->upstream.reconnect_min_ms = 1000;
+	c->upstream.reconnect_max_ms = 60000;
 	snprintf(c->upstream.topic, sizeof(c->upstream.topic), "tinyedge/{device}/{module}/{output}");
 	c->store.ttl_secs = 7200;
 	c->backoff.initial_ms = 1000;
@@ -121,9 +123,12 @@ static const struct te_json_policy upstream_policy[] = {
 	{ "inflight", TE_JSON_NUMBER, 0 },
 	{ "clientId", TE_JSON_STRING, 0 },
 	{ "moduleIdentities", TE_JSON_OBJECT, 0 },
+	{ "reconnectMinMs", TE_JSON_NUMBER, 0 },
+	{ "reconnectMaxMs", TE_JSON_NUMBER, 0 },
 };
 enum { UP_PROTOCOL, UP_CS, UP_HOST, UP_PORT, UP_TLS, UP_CA, UP_CERT, UP_KEY,
-       UP_USER, UP_PASS, UP_KEEPALIVE, UP_TOPIC, UP_INFLIGHT, UP_CLIENT, UP_IDS, UP_N };
+       UP_USER, UP_PASS, UP_KEEPALIVE, UP_TOPIC, UP_INFLIGHT, UP_CLIENT, UP_IDS,
+       UP_RECON_MIN, UP_RECON_MAX, UP_N };
 
 static void cfg_upstream_rules(struct cfg_ctx *x, unsigned obj, const int *tb,
 			       int device_tok)
@@ -243,6 +248,15 @@ static void cfg_upstream(struct cfg_ctx *x, int obj, int device_tok)
 	cfg_str(x, tb[UP_TOPIC], "upstream.topic", u->topic, sizeof(u->topic));
 	cfg_uint(x, tb[UP_INFLIGHT], "upstream.inflight", 1, 1024, &u->inflight);
 	cfg_str(x, tb[UP_CLIENT], "upstream.clientId", u->client_id, sizeof(u->client_id));
+	cfg_uint(x, tb[UP_RECON_MIN], "upstream.reconnectMinMs", 100, 3600000,
+		 &u->reconnect_min_ms);
+	cfg_uint(x, tb[UP_RECON_MAX], "upstream.reconnectMaxMs", 100, 3600000,
+		 &u->reconnect_max_ms);
+	if (u->reconnect_max_ms < u->reconnect_min_ms) {
+		te_json_error(x->doc, x->diag, (unsigned)obj,
+			      "upstream: reconnectMaxMs is below reconnectMinMs");
+		x->bad++;
+	}
 	if ((tb[UP_CERT] >= 0) != (tb[UP_KEY] >= 0)) {
 		te_json_error(x->doc, x->diag, (unsigned)obj,
 			      "upstream: certFile and keyFile go together");

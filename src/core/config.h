@@ -46,6 +46,8 @@ struct te_upstream_config {
 	unsigned keepalive_secs;
 	char topic[TE_HOST_MAX];  /* generic mqtt: telemetry topic template */
 	unsigned inflight;        /* unacknowledged QoS 1 publishes (16) */
+	unsigned reconnect_min_ms; /* reconnect backoff: first step (1000) */
+	unsigned reconnect_max_ms; /* and the cap it doubles to (60000) */
 	char client_id[TE_HOST_MAX]; /* generic mqtt: "" = the device id */
 	struct te_module_identity ids[TE_UP_IDENTITIES_MAX]; /* Azure */
 	unsigned nids;

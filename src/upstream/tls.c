@@ -13,6 +13,9 @@
 #include "upstream/tls_int.h"
 
 #define DAYS_0000_TO_1970 719528u /* br_x509_minimal_set_time counts from 0000-01-01 */
+/* BearSSL's default accepts 1017-bit RSA; NIST retired RSA-1024 in 2013.
+ * (EC keys are P-256, P-384 or P-521: BearSSL knows no smaller curve.) */
+#define RSA_MIN_BYTES 256
 
 /* ---- messages ----------------------------------------------------------- */
 
@@ -73,7 +76,7 @@ static const char *const br_reasons[] = {
 	[BR_ERR_X509_CRITICAL_EXTENSION] = "certificate: unsupported critical extension",
 	[BR_ERR_X509_NOT_CA] = "certificate chain: issuer is not a CA",
 	[BR_ERR_X509_FORBIDDEN_KEY_USAGE] = "certificate: key usage forbids this use",
-	[BR_ERR_X509_WEAK_PUBLIC_KEY] = "certificate: public key too weak",
+	[BR_ERR_X509_WEAK_PUBLIC_KEY] = "certificate: RSA key shorter than 2048 bits",
 	[BR_ERR_X509_NOT_TRUSTED] = "certificate not signed by a trusted CA",
 };
 
@@ -105,6 +108,20 @@ static const char *alert_name(int a)
 	return (size_t)a < NELEM(alert_names) && alert_names[a] ? alert_names[a] : "unknown";
 }
 
+/* Which validity bound failed is not said by BearSSL; the time it
+ * validated at, and whether that was the floor, tell the reader. */
+static void tls_describe_time(struct te_tls *t)
+{
+	time_t at = (time_t)t->vtime;
+	struct tm tm;
+	char when[32] = "?";
+
+	if (gmtime_r(&at, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+	snprintf(t->msg, sizeof(t->msg), "certificate expired or not yet valid at %s (%s)", when,
+		 t->floored ? "the floor: the clock is behind it" : "the clock");
+}
+
 /* t->msg for BearSSL error e. */
 static void tls_describe(struct te_tls *t, int e)
 {
@@ -112,6 +129,8 @@ static void tls_describe(struct te_tls *t, int e)
 
 	if (e == BR_ERR_X509_BAD_SERVER_NAME)
 		snprintf(t->msg, sizeof(t->msg), "certificate does not match %s", t->server_name);
+	else if (e == BR_ERR_X509_EXPIRED)
+		tls_describe_time(t);
 	else if (e >= recv && e < recv + 256)
 		snprintf(t->msg, sizeof(t->msg), "server sent alert %s (%d)%s",
 			 alert_name(e - recv), e - recv,
@@ -150,6 +169,7 @@ static void tls_profile(struct te_tls *t)
 	br_ssl_client_zero(&t->cc);
 	br_ssl_engine_set_versions(eng, BR_TLS12, BR_TLS12);
 	br_x509_minimal_init(xc, &br_sha256_vtable, t->anchors, t->n_anchors);
+	br_x509_minimal_set_minrsa(xc, RSA_MIN_BYTES);
 	br_ssl_engine_set_suites(eng, suites, NELEM(suites));
 	br_ssl_engine_set_default_rsavrfy(eng);
 	br_ssl_engine_set_default_ecdsa(eng);
@@ -224,6 +244,7 @@ static void tls_set_time(struct te_tls *t)
 		now = t->time_floor;
 	if (now < 0)
 		now = 0;
+	t->vtime = now;
 	br_x509_minimal_set_time(&t->xc, DAYS_0000_TO_1970 + (uint32_t)(now / 86400),
 				 (uint32_t)(now % 86400));
 }

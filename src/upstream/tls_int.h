@@ -24,6 +24,7 @@ struct te_tls {
 	bool ready;   /* the handshake completed (tls_state) */
 	bool floored;
 	int64_t time_floor;
+	int64_t vtime;    /* the validation time of the last te_tls_start */
 	char server_name[TE_TLS_NAME_MAX + 1];
 	char msg[TE_TLS_ERR_MAX]; /* te_tls_error() */
 	unsigned char iobuf[BR_SSL_BUFSIZE_BIDI];

@@ -29,8 +29,7 @@
 #define MSG_LIMIT (256u * 1024)       /* IoT Hub's message size limit */
 #define RESOLVE_TIMEOUT_MS 10000
 #define CONNECT_TIMEOUT_MS 10000
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 60000
+#define CLOCK_RECHECK_MS 1000        /* waiting for a sane clock costs no I/O */
 #define SAS_TTL_SECS 3600             /* renewed (reconnect) at 80 % */
 #define PID_SUBSCRIBE 1               /* packet ids of our own below the window */
 
@@ -827,7 +826,8 @@ static void in_process(struct te_upstream *u)
 		if (r == TE_MQTT_NEED_MORE)
 			break;
 		if (r < 0) {
-			up_fail(u, "malformed packet from the broker (%s)", te_strerror(r));
+			up_fail(u, "malformed packet from the broker: %s (%s)",
+				te_mqtt_type_str(u->rbuf[at] >> 4), te_strerror(r));
 			return;
 		}
 		on_packet(u, &p);
@@ -871,11 +871,11 @@ static void up_fail(struct te_upstream *u, const char *fmt, ...)
 	va_end(ap);
 	up_close(u);
 	u->failures++;
-	u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : BACKOFF_MIN_MS;
-	if (u->backoff_ms > BACKOFF_MAX_MS)
-		u->backoff_ms = BACKOFF_MAX_MS;
-	te_warn("upstream", "%s:%u: %s; again in about %u s", u->host, u->port, u->last_error,
-		(u->backoff_ms + 500) / 1000);
+	u->backoff_ms = u->backoff_ms ? u->backoff_ms * 2 : u->cfg->reconnect_min_ms;
+	if (u->backoff_ms > u->cfg->reconnect_max_ms)
+		u->backoff_ms = u->cfg->reconnect_max_ms;
+	te_warn("upstream", "%s:%u: %s; again in about %.1f s", u->host, u->port, u->last_error,
+		u->backoff_ms / 1000.0);
 	u->state = TE_UPS_BACKOFF;
 	te_timer_set(u->loop, &u->timer, jitter(u->backoff_ms));
 }
@@ -1083,11 +1083,18 @@ static void up_connect(struct te_upstream *u)
 	int r = credentials(u);
 
 	if (r < 0) {
+		/* Said once; the clock is looked at again every second so that
+		 * a clock set by NTP is used at once, without a restart. */
+		if (!u->clock_wait)
+			te_warn("upstream", "%s", u->last_error);
+		u->clock_wait = true;
 		u->state = TE_UPS_BACKOFF;
-		te_warn("upstream", "%s", u->last_error);
-		te_timer_set(u->loop, &u->timer, BACKOFF_MAX_MS);
+		te_timer_set(u->loop, &u->timer, CLOCK_RECHECK_MS);
 		return;
 	}
+	if (u->clock_wait)
+		te_info("upstream", "the clock is past the floor now: connecting");
+	u->clock_wait = false;
 	u->state = TE_UPS_RESOLVING;
 	r = pthread_create(&u->resolver, NULL, resolve_main, u);
 	if (r) {

@@ -100,6 +100,7 @@ struct te_upstream {
 	uint16_t next_pid;
 	uint32_t next_rid;
 	unsigned backoff_ms;
+	bool clock_wait;          /* no credentials until the clock passes the floor */
 	uint64_t last_rx_ms, last_tx_ms, online_since_ms;
 	uint64_t tls_start_ns;
 	double tls_ms;             /* the last TLS handshake */
