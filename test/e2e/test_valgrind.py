@@ -121,3 +121,23 @@ def test_modules_crashing_and_a_store_purge_are_memcheck_clean(tmp_path, daemons
         time.sleep(5)
     rt.stop()
     assert "ERROR SUMMARY: 0 errors" in rt.daemon.vg_log.read_text()
+
+
+# The e2e files whose every daemon runs under memcheck in `make test-long`
+# (the others kill daemons with SIGKILL on purpose, read their signal masks
+# or time their starts, which valgrind's own signal handling and slowness
+# change; their code paths are covered here too).
+VALGRIND_FILES = ["test_store.py", "test_messages.py", "test_twins.py", "test_methods.py",
+                  "test_upstream.py"]
+
+
+@pytest.mark.skipif(not LONG, reason="TE_LONG=1 (make test-long)")
+def test_e2e_files_under_memcheck():
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, TINYEDGE_VALGRIND="1")
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        *[os.path.join(here, f) for f in VALGRIND_FILES]],
+                       capture_output=True, text=True, env=env, timeout=3600)
+    assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-2000:]
