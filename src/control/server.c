@@ -57,8 +57,11 @@ static void list_seccomp(struct te_jw *w, const struct te_mod *md)
 	te_jw_obj_open(w);
 	for (unsigned i = 0; i < m->nby; i++) {
 		const char *n = m->by[i].nr < 0 ? "SIGSYS" : te_syscall_name(m->by[i].nr);
+		char num[16];
 
-		te_jw_kint(w, n ? n : "?", (int64_t)m->by[i].n);
+		if (!n)  /* an x32 number, say */
+			snprintf(num, sizeof(num), "%d", m->by[i].nr);
+		te_jw_kint(w, n ? n : num, (int64_t)m->by[i].n);
 	}
 	te_jw_obj_close(w);
 }
