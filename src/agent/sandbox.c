@@ -615,8 +615,7 @@ static int plan_steps(struct sb_plan *p)
 			    p->caps_str);
 	sb_plan_add(p, "set no_new_privs", step_nnp, "");
 	if (p->nbpf)
-		sb_plan_add(p, "install seccomp filter", step_seccomp,
-			    p->spec->seccomp_kill ? "kill" : "errno");
+		sb_plan_add(p, "install seccomp filter", step_seccomp, "");
 	sb_plan_add(p, "exec", step_exec, sp->image);
 	return 0;
 }

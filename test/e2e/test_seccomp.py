@@ -237,3 +237,23 @@ def test_bad_names_are_manifest_errors(tmp_path, probe):
     r = run("check", "-m", str(path))
     assert r.returncode == 2, r.stderr
     assert "createOptions.seccomp" in r.stderr and "createOptions.seccompAction" in r.stderr
+
+
+QEMU = "/usr/bin/qemu-aarch64-static"
+CROSS_BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "build", "aarch64", "tinyedge")
+
+
+@pytest.mark.skipif(not (os.path.exists(QEMU) and os.path.exists(CROSS_BIN)),
+                    reason="needs qemu-user-static and build/aarch64/tinyedge (make cross)")
+def test_qemu_user_module_runs_under_the_default_profile(tmp_path, daemons):
+    mod = {"type": "native", "status": "running", "restartPolicy": "never",
+           "env": {"INTERVAL_MS": {"value": "50"}},
+           "settings": {"image": QEMU, "createOptions": {
+               "args": [CROSS_BIN, "module", "sim-sensor"], "user": "root",
+               "stopTimeoutSecs": 1}}}
+    rt = Runtime(tmp_path, daemons, {"sim-sensor": mod}, config=FAST_CONFIG)
+    mods = rt.wait(lambda m: m["sim-sensor"].get("messagesOut", 0) >= 3, timeout=60,
+                   what="messages from the aarch64 module")
+    assert mods["sim-sensor"]["runtimeStatus"] == "running", mods
+    assert mods["sim-sensor"]["seccompDenied"] == 0, mods
