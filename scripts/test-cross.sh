@@ -87,7 +87,9 @@ num() {
 
 # start_daemon MANIFEST LOG: run the daemon until it logs "ready".
 start_daemon() {
-	# Not through te(): $! must be the daemon, not a subshell.
+	# Not through te(): $! must be the daemon, not a subshell. The log
+	# exists before the first poll (grep's exit 2 would end it).
+	: >"$2"
 	"$qemu" "$bin" run -c "$dir/config.json" -m "$1" --state-dir "$dir/state" 2>"$2" &
 	dpid=$!
 	poll daemon_ready "$2"
