@@ -175,6 +175,17 @@ $(BUILD)/version.h: FORCE
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 FORCE:
 
+# The target's syscall table (seccomp.c), from its libc's <sys/syscall.h>;
+# the unit and fuzz builds get the host compiler's own copy.
+$(BUILD)/syscalls.h: scripts/gen-syscalls.sh
+	@mkdir -p $(dir $@)
+	@scripts/gen-syscalls.sh "$(CC)" > $@
+$(BUILD)/host/gen/syscalls.h: scripts/gen-syscalls.sh
+	@mkdir -p $(dir $@)
+	@scripts/gen-syscalls.sh "$(HOSTCC)" > $@
+$(BUILD)/obj/src/agent/seccomp.o: $(BUILD)/syscalls.h
+$(BUILD)/host/src/agent/seccomp.o: $(BUILD)/host/gen/syscalls.h
+
 $(BUILD)/obj/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
@@ -192,7 +203,7 @@ $(BUILD)/tinyedge: $(BUILD)/tinyedge.debug
 $(BUILD)/host/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	@echo "  HOSTCC  $<"
-	@$(HOSTCC) $(CPPFLAGS_TE) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+	@$(HOSTCC) -I$(BUILD)/host/gen $(CPPFLAGS_TE) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
 
 $(HOST_LIB): $(HOST_OBJS)
 	@rm -f $@ && ar rcs $@ $^
@@ -225,12 +236,12 @@ $(BUILD)/test/test_fuzz_replay: test/fuzz/replay.c $(FUZZ_SRCS) test/fuzz/fuzz.h
 
 # make fuzz: libFuzzer over each mode for FUZZ_SECS seconds; new inputs go
 # to $(BUILD)/fuzz/corpus-MODE (copy the interesting ones to test/fuzz/corpus).
-$(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h $(HOST_BEARSSL)
+$(FUZZ_BIN): $(SRCS) $(FUZZ_SRCS) test/fuzz/fuzz.h $(TP_STAMP) $(BUILD)/version.h $(HOST_BEARSSL) $(BUILD)/host/gen/syscalls.h
 	@mkdir -p $(dir $@)
 	@mkdir -p $(BUILD)/fuzz/lmdb
 	clang -g -O1 $(LMDB_CFLAGS) -c $(LMDB_SRC)/mdb.c -o $(BUILD)/fuzz/lmdb/mdb.o
 	clang -g -O1 $(LMDB_CFLAGS) -c $(LMDB_SRC)/midl.c -o $(BUILD)/fuzz/lmdb/midl.o
-	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
+	clang -I$(BUILD)/host/gen $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined \
 	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) \
 	  $(BUILD)/fuzz/lmdb/mdb.o $(BUILD)/fuzz/lmdb/midl.o $(HOST_BEARSSL) -o $@ -lm -lpthread
 

@@ -57,7 +57,8 @@ static const struct command commands[] = {
 	  "Show the daemon's modules: status, pid, restarts, uptime, last exit,\n"
 	  "memory. --json prints {\"modules\": [{\"name\", \"status\", \"runtimeStatus\",\n"
 	  "\"pid\", \"restartCount\", \"exitCode\", \"lastStartTimeUtc\",\n"
-	  "\"lastExitTimeUtc\", \"memoryBytes\", ...}]} (Azure's reported names).\n"
+	  "\"lastExitTimeUtc\", \"memoryBytes\", \"seccompDenied\", ...}]} (Azure's\n"
+	  "reported names; seccompDenied: syscalls its seccomp profile denied).\n"
 	  "runtimeStatus is running, stopped, failed, backoff or unhealthy." },
 	{ "stats", te_cmd_stats, "stats [--json] [--state-dir DIR]",
 	  "Show message counters: per module sent, received, spilled (messages\n"

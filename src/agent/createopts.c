@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/jvalue.h"
 #include "manifest_int.h"
+#include "seccomp.h"
 
 /* Linux capability numbers (linux/capability.h), index = number. */
 static const char *const cap_names[] = {
@@ -273,6 +274,64 @@ static void co_limits(struct mf_ctx *x, struct te_module_spec *ms, unsigned obj,
 	co_int(x, tb[3], name, "nofile", 8, 1048576, &l->nofile);
 }
 
+/* --- seccomp --- */
+
+#define CO_SECCOMP_EXTRA_MAX 128
+
+/* A list of syscall names allowed on top of the default profile. */
+static void co_seccomp_list(struct mf_ctx *x, struct te_module_spec *ms,
+			    unsigned arr, const char *what)
+{
+	const char *s;
+	char name[220];
+
+	if (x->doc->tok[arr].size > CO_SECCOMP_EXTRA_MAX) {
+		mf_error(x, arr, "%s lists more than %d syscalls", what,
+			 CO_SECCOMP_EXTRA_MAX);
+		return;
+	}
+	ms->seccomp_extra = mf_alloc(x, (x->doc->tok[arr].size + 1) * sizeof(char *));
+	if (!ms->seccomp_extra)
+		return;
+	TE_JSON_FOREACH_ELEM(x->doc, arr, e) {
+		snprintf(name, sizeof(name), "%s[%u]", what, _n);
+		if (!(s = mf_str_checked(x, e, name, 64)))
+			continue;
+		if (te_syscall_nr(s) < 0)
+			mf_error(x, e, "%s: \"%s\" is not a syscall of this architecture", name, s);
+		else
+			ms->seccomp_extra[ms->nseccomp_extra++] = s;
+	}
+}
+
+/* seccomp: "default" | "unconfined" | ["name", ...]; seccompAction:
+ * "errno" (default) | "kill". */
+static void co_seccomp(struct mf_ctx *x, struct te_module_spec *ms, int t,
+		       int ta, const char *what)
+{
+	static const char *const modes[] = { "default", "unconfined" };
+	static const char *const actions[] = { "errno", "kill" };
+	char name[200];
+	unsigned e;
+
+	snprintf(name, sizeof(name), "%s.seccomp", what);
+	if (t >= 0 && x->doc->tok[t].type == TE_JSON_ARRAY)
+		co_seccomp_list(x, ms, (unsigned)t, name);
+	else if (t >= 0 && te_jv_enum(x->doc, (unsigned)t, name, modes, 2, &e, x->diag) == 0)
+		ms->seccomp_unconfined = e == 1;
+	else if (t >= 0)
+		x->bad++;
+	if (ta < 0)
+		return;
+	snprintf(name, sizeof(name), "%s.seccompAction", what);
+	if (te_jv_enum(x->doc, (unsigned)ta, name, actions, 2, &e, x->diag) < 0)
+		x->bad++;
+	else
+		ms->seccomp_kill = e == 1;
+	if (ms->seccomp_unconfined)
+		mf_error(x, (unsigned)ta, "%s applies to a seccomp profile, not to \"unconfined\"", name);
+}
+
 /* --- the object --- */
 
 static const struct te_json_policy co_policy[] = {
@@ -292,10 +351,12 @@ static const struct te_json_policy co_policy[] = {
 	{ "ringBytes", TE_JSON_NUMBER, 0 },
 	{ "writable", TE_JSON_BOOL | TE_JSON_STRING, 0 },
 	{ "writableBytes", TE_JSON_NUMBER, 0 },
+	{ "seccomp", TE_JSON_STRING | TE_JSON_ARRAY, 0 },
+	{ "seccompAction", TE_JSON_STRING, 0 },
 };
 enum { CO_ARGS, CO_WORKDIR, CO_USER, CO_GROUP, CO_NS, CO_ROOTFS, CO_MOUNTS,
        CO_DEVICES, CO_CAPS, CO_LIMITS, CO_STOP, CO_WATCHDOG, CO_IO, CO_RING,
-       CO_WRITABLE, CO_WRITABLE_BYTES, CO_N };
+       CO_WRITABLE, CO_WRITABLE_BYTES, CO_SECCOMP, CO_SECCOMP_ACTION, CO_N };
 
 /* writable: false | true (= "tmpfs") | "tmpfs" | "volume" */
 static void co_writable(struct mf_ctx *x, struct te_module_spec *ms,
@@ -383,6 +444,7 @@ void mf_create_options(struct mf_ctx *x, struct te_module_spec *ms,
 		co_limits(x, ms, (unsigned)tb[CO_LIMITS], what);
 	co_scalars(x, ms, tb, what);
 	co_writable(x, ms, tb, what);
+	co_seccomp(x, ms, tb[CO_SECCOMP], tb[CO_SECCOMP_ACTION], what);
 	if ((ms->rootfs || ms->nmounts) && !(ms->namespaces & TE_NS_MOUNT))
 		mf_error(x, obj, "%s: rootfs and mounts need the \"mount\" namespace", what);
 }

@@ -120,6 +120,13 @@ struct te_module_spec {
 	unsigned ndevices;
 	uint64_t capabilities;    /* bit n = capability n */
 	struct te_limits limits;
+	/* createOptions.seccomp / seccompAction (seccomp.h): no filter at
+	 * all; the kill action (default: EPERM, counted); syscall names
+	 * allowed on top of the default profile (checked at load). */
+	bool seccomp_unconfined;
+	bool seccomp_kill;
+	const char **seccomp_extra;
+	unsigned nseccomp_extra;
 	unsigned stop_timeout_secs;
 	unsigned watchdog_secs;   /* 0 = none */
 	enum te_module_io io;

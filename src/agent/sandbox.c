@@ -69,7 +69,7 @@ struct sb_cap_data {
 #endif
 
 #define SB_NOBODY 65534u
-#define SB_FIXED_STEPS 24  /* the steps outside sb_plan_mounts */
+#define SB_FIXED_STEPS 25  /* the steps outside sb_plan_mounts */
 
 /* ---- ids (parent) ------------------------------------------------------ */
 
@@ -463,6 +463,48 @@ static int step_nnp(struct sb_plan *p, struct sb_step *s)
 	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? -errno : 0;
 }
 
+/* One byte on the sync socket before exec: 'N' with the seccomp
+ * listener (SCM_RIGHTS), or 'E' when the kernel has none (denials answer
+ * EPERM uncounted). */
+static int send_listener(int sock, int fd)
+{
+	char c = fd >= 0 ? 'N' : 'E';
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	memset(&u, 0, sizeof(u));
+	if (fd >= 0) {
+		mh.msg_control = u.b;
+		mh.msg_controllen = sizeof(u.b);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+/* Last before exec (it needs no_new_privs). The listener goes to the
+ * daemon and is closed here: the module must not answer for itself. */
+static int step_seccomp(struct sb_plan *p, struct sb_step *s)
+{
+	int fd, r = te_seccomp_install(p->bpf, p->nbpf, &fd);
+
+	if (r < 0)
+		return r;
+	if (!p->spec->seccomp_kill)
+		r = send_listener(p->sync_fd, fd);
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 /* Returns only on failure; success closes the sync socket (EOF). */
 static int step_exec(struct sb_plan *p, struct sb_step *s)
 {
@@ -524,8 +566,9 @@ static struct sb_plan *plan_alloc(const struct te_spawn_ctx *ctx)
 	unsigned nsrc = sb_mount_max_srcs(sp);
 	unsigned maxstep = SB_FIXED_STEPS + sb_mount_max_steps(sp);
 	size_t pool = sb_mount_pool_bytes(sp);
+	unsigned nbpf = te_seccomp_max_insns(sp);
 	size_t size = sizeof(struct sb_plan) + maxstep * sizeof(struct sb_step) +
-		      nsrc * sizeof(struct sb_src) +
+		      nsrc * sizeof(struct sb_src) + nbpf * sizeof(struct te_bpf) +
 		      (sp->nargs + 2) * sizeof(char *) + pool;
 	struct sb_plan *p = calloc(1, size);
 
@@ -536,7 +579,9 @@ static struct sb_plan *plan_alloc(const struct te_spawn_ctx *ctx)
 	p->maxstep = maxstep;
 	p->step = (struct sb_step *)(p + 1);
 	p->src = (struct sb_src *)(p->step + maxstep);
-	p->argv = (char **)(p->src + nsrc);
+	p->bpf = (struct te_bpf *)(p->src + nsrc);
+	p->nbpf = nbpf;  /* capacity until plan_seccomp */
+	p->argv = (char **)(p->bpf + nbpf);
 	p->pool = (char *)(p->argv + sp->nargs + 2);
 	p->pool_left = pool;
 	return p;
@@ -574,6 +619,8 @@ static int plan_steps(struct sb_plan *p)
 		sb_plan_add(p, "raise ambient capabilities", step_ambient,
 			    p->caps_str);
 	sb_plan_add(p, "set no_new_privs", step_nnp, "");
+	if (p->nbpf)
+		sb_plan_add(p, "install seccomp filter", step_seccomp, "");
 	sb_plan_add(p, "exec", step_exec, sp->image);
 	return 0;
 }
@@ -827,10 +874,26 @@ static int spawn_check(const struct te_spawn_ctx *ctx, char *err, size_t cap)
 	return 0;
 }
 
+static int plan_seccomp(struct sb_plan *p, char *err, size_t cap)
+{
+	int n = te_seccomp_build(p->spec, p->bpf, p->nbpf);
+
+	if (n == -ENOTSUP)
+		snprintf(err, cap, "seccomp: no profile for this architecture "
+			 "(createOptions.seccomp \"unconfined\" runs without)");
+	else if (n < 0)
+		snprintf(err, cap, "seccomp: %s", strerror(-n));
+	p->nbpf = n < 0 ? 0 : (unsigned)n;
+	return n < 0 ? n : 0;
+}
+
 static int spawn_plan(struct sb_plan *p, struct sb_fds *f, char *err,
 		      size_t cap)
 {
 	int r = plan_ids(p, err, cap);
+
+	if (!r)
+		r = plan_seccomp(p, err, cap);
 
 	if (!r)
 		r = fds_open(p->ctx, f, err, cap);
@@ -876,22 +939,69 @@ int te_sandbox_spawn(const struct te_spawn_ctx *ctx, struct te_spawn *sp,
 	return 0;
 }
 
-int te_sandbox_result(int sync_fd, struct te_spawn_fail *f)
+/* The fd an SCM_RIGHTS message carried, or -1 (any other closed). */
+static int msg_fd(struct msghdr *mh)
 {
+	struct cmsghdr *cm;
+	int fd = -1, x;
+
+	for (cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; CMSG_LEN((i + 1) * sizeof(int)) <= cm->cmsg_len; i++) {
+			memcpy(&x, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (fd < 0)
+				fd = x;
+			else
+				close(x);
+		}
+	}
+	return fd;
+}
+
+int te_sandbox_result_fd(int sync_fd, struct te_spawn_fail *f, int *listener)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct iovec iov = { .iov_base = f, .iov_len = sizeof(*f) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = u.b, .msg_controllen = sizeof(u.b) };
 	ssize_t n;
+	int fd;
 
 	do
-		n = recv(sync_fd, f, sizeof(*f), MSG_DONTWAIT);
+		n = recvmsg(sync_fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
-	if (n == 0)
-		return 0;
 	if (n < 0)
 		return -errno;
+	fd = msg_fd(&mh);
+	if (n == 1 && ((char *)f)[0] == (fd >= 0 ? 'N' : 'E')) {
+		if (listener)
+			*listener = fd;
+		else if (fd >= 0)
+			close(fd);
+		return 2;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (n == 0)
+		return 0;
 	if ((size_t)n != sizeof(*f))
 		return -EPROTO;
 	f->step[sizeof(f->step) - 1] = '\0';
 	f->detail[sizeof(f->detail) - 1] = '\0';
 	return 1;
+}
+
+int te_sandbox_result(int sync_fd, struct te_spawn_fail *f)
+{
+	int r;
+
+	while ((r = te_sandbox_result_fd(sync_fd, f, NULL)) == 2)
+		;
+	return r;
 }
 
 void te_sandbox_close(struct te_spawn *sp)

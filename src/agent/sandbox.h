@@ -11,8 +11,9 @@
  *   devices; then the bind mounts), rlimits (nofile), stdio and the
  *   module's fds in place, every other fd closed, workdir, groups/gid/uid,
  *   capabilities (bounding set dropped to the listed ones; ambient caps for
- *   a non-root user), no_new_privs, signal mask and dispositions reset,
- *   PR_SET_PDEATHSIG(SIGKILL), execve.
+ *   a non-root user), no_new_privs, the seccomp filter (seccomp.h; its
+ *   listener fd is sent to the parent on the sync socket), signal mask and
+ *   dispositions reset, PR_SET_PDEATHSIG(SIGKILL), execve.
  *
  * Any failure between clone and exec is written as one struct
  * te_spawn_fail to the close-on-exec sync socket and the child exits 127;
@@ -82,6 +83,13 @@ int te_sandbox_spawn(const struct te_spawn_ctx *ctx, struct te_spawn *sp,
  * 1 = failed (*f filled), -EAGAIN = not decided yet, other -errno on error.
  * The caller closes sync_fd once it has an answer. */
 int te_sandbox_result(int sync_fd, struct te_spawn_fail *f);
+
+/* The same, and the seccomp listener the child sends just before exec:
+ * 2 = *listener is its fd (close-on-exec), or -1 when the kernel has no
+ * listeners (the filter answers EPERM itself); call again for the rest.
+ * te_sandbox_result closes the listener (the module's denied calls then
+ * fail with ENOSYS). */
+int te_sandbox_result_fd(int sync_fd, struct te_spawn_fail *f, int *listener);
 
 /* Close every fd of sp that is open (sets them to -1). */
 void te_sandbox_close(struct te_spawn *sp);

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "sandbox.h"
+#include "seccomp.h"
 
 #define SB_NFD (3 + TE_SPAWN_MAX_FDS + 1)   /* stdio, keep fds, notify */
 
@@ -66,6 +67,8 @@ struct sb_plan {
 	bool root;           /* runs as uid 0 (maybe of its own user ns) */
 	uint64_t caps;
 	unsigned cap_last;
+	struct te_bpf *bpf;  /* the seccomp program (seccomp.h) */
+	unsigned nbpf;       /* 0: unconfined */
 	char uid_str[16], gid_str[16], nofile_str[24], caps_str[24];
 };
 

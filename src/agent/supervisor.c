@@ -184,8 +184,16 @@ static void on_sync(struct te_loop *l, struct te_io *io, uint32_t ev)
 {
 	struct te_mod *md = mod_of_io(io, offsetof(struct te_mod, sync_io));
 	struct te_spawn_fail f;
-	int r = te_sandbox_result(io->fd, &f);
+	int r, fd;
 
+	while ((r = te_sandbox_result_fd(io->fd, &f, &fd)) == 2) {
+		if (fd < 0)
+			te_warn("agent", "module %s: seccomp: no user "
+				"notification in this kernel; denied calls get "
+				"EPERM uncounted", md->name);
+		else
+			te_seccomp_mon_start(l, &md->sc, fd);
+	}
 	if (r == -EAGAIN)
 		return;
 	io_close(md, io);
@@ -495,6 +503,7 @@ static void mod_cleanup(struct te_mod *md, const char *status_text, bool failure
 	io_close(md, &md->err_io);
 	io_close(md, &md->notify_io);
 	io_close(md, &md->sync_io);
+	te_seccomp_mon_stop(sv->loop, &md->sc);
 	te_logring_flush(&md->log, wall_ms());
 	te_image_release(md);
 	if (md->port)
@@ -528,6 +537,11 @@ static void act_exit(struct te_mod *md)
 	uint64_t delay;
 
 	describe_status(md->exit_status, status, sizeof(status));
+	if (WIFSIGNALED(md->exit_status) && WTERMSIG(md->exit_status) == SIGSYS &&
+	    md->spec->seccomp_kill && !md->spec->seccomp_unconfined) {
+		snprintf(status, sizeof(status), "killed by seccomp (SIGSYS)");
+		te_seccomp_mon_count(&md->sc, -1);
+	}
 	mod_cleanup(md, status, failure);
 	md->pid = 0;
 	if (md->remove_after_stop) {
@@ -640,6 +654,7 @@ static struct te_mod *mod_new(struct te_supervisor *sv,
 				    .err_fd = -1, .notify_fd = -1 };
 	md->timer.cb = on_timer;
 	md->watchdog.cb = on_watchdog;
+	te_seccomp_mon_init(&md->sc, md->name);
 	for (unsigned i = 0; i < TE_CG_NCTRL; i++)
 		md->cg.procs_fd[i] = -1;
 	return md;
@@ -658,6 +673,7 @@ static void mod_destroy(struct te_mod *md)
 	}
 	te_timer_cancel(sv->loop, &md->timer);
 	te_timer_cancel(sv->loop, &md->watchdog);
+	te_seccomp_mon_stop(sv->loop, &md->sc);
 	te_image_release(md);
 	te_logring_free(&md->log);
 	if (md->port)
@@ -863,7 +879,11 @@ bool te_spec_equal(const struct te_module_spec *a, const struct te_module_spec *
 	       !memcmp(&a->limits, &b->limits, sizeof(a->limits)) &&
 	       a->stop_timeout_secs == b->stop_timeout_secs &&
 	       a->watchdog_secs == b->watchdog_secs && a->io == b->io &&
-	       a->ring_bytes == b->ring_bytes && mounts_eq(a, b);
+	       a->ring_bytes == b->ring_bytes && mounts_eq(a, b) &&
+	       a->seccomp_unconfined == b->seccomp_unconfined &&
+	       a->seccomp_kill == b->seccomp_kill &&
+	       strv_eq(a->seccomp_extra, a->nseccomp_extra, b->seccomp_extra,
+		       b->nseccomp_extra);
 }
 
 static bool spec_in(const struct te_manifest *m, const struct te_module_spec *s)

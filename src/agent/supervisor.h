@@ -33,6 +33,7 @@
 #include "manifest.h"
 #include "hub/router.h"
 #include "sandbox.h"
+#include "seccomp.h"
 
 enum te_mod_state {
 	TE_MOD_STOPPED,
@@ -65,6 +66,7 @@ struct te_mod {
 	struct te_io sync_io, out_io, err_io, notify_io;
 	struct te_timer timer;     /* backoff or stop timeout */
 	struct te_timer watchdog;
+	struct te_seccomp_mon sc;  /* its denied syscalls, across restarts */
 	struct te_cgroup cg;
 	struct te_port *port;      /* its rings or stdio pipes in the router */
 	struct te_logring log;

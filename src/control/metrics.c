@@ -307,6 +307,11 @@ static void render_mod_state(struct render *r)
 		       "request).");
 	for (unsigned i = 0; i < sv->nmods; i++)
 		te_prom_u64(p, L1("module", sv->mods[i]->name), sv->mods[i]->restart_count);
+	te_prom_family(p, "tinyedge_module_seccomp_denied_total", TE_PROM_COUNTER,
+		       "Syscalls the module's seccomp profile denied, all its instances "
+		       "(a kill-action profile: its SIGSYS exits).");
+	for (unsigned i = 0; i < sv->nmods; i++)
+		te_prom_u64(p, L1("module", sv->mods[i]->name), sv->mods[i]->sc.denied);
 	te_prom_family(p, "tinyedge_module_uptime_seconds", TE_PROM_GAUGE,
 		       "Seconds since the module's current instance started; 0 when it has none.");
 	for (unsigned i = 0; i < sv->nmods; i++) {

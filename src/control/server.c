@@ -43,6 +43,29 @@ static void client_close(struct te_ctl_client *c)
 
 /* --- responses --- */
 
+/* "seccomp": the profile; "seccompDenied": calls denied so far (all
+ * instances); "seccompDeniedBy": the same per syscall name (first 16). */
+static void list_seccomp(struct te_jw *w, const struct te_mod *md)
+{
+	const struct te_module_spec *sp = md->spec;
+	const struct te_seccomp_mon *m = &md->sc;
+
+	te_jw_kstr(w, "seccomp", sp->seccomp_unconfined ? "unconfined" :
+		   sp->seccomp_kill ? "kill" : "errno");
+	te_jw_kint(w, "seccompDenied", (int64_t)m->denied);
+	te_jw_key(w, "seccompDeniedBy");
+	te_jw_obj_open(w);
+	for (unsigned i = 0; i < m->nby; i++) {
+		const char *n = m->by[i].nr < 0 ? "SIGSYS" : te_syscall_name(m->by[i].nr);
+		char num[16];
+
+		if (!n)  /* an x32 number, say */
+			snprintf(num, sizeof(num), "%d", m->by[i].nr);
+		te_jw_kint(w, n ? n : num, (int64_t)m->by[i].n);
+	}
+	te_jw_obj_close(w);
+}
+
 static void list_module(struct te_jw *w, struct te_supervisor *sv,
 			const struct te_mod *md)
 {
@@ -83,6 +106,7 @@ static void list_module(struct te_jw *w, struct te_supervisor *sv,
 		te_jw_kint(w, "blockedCount", (int64_t)md->port->blocked);
 		te_jw_kbool(w, "blocked", md->port->blocked_on != NULL);
 	}
+	list_seccomp(w, md);
 	if (md->reason[0])
 		te_jw_kstr(w, "statusDescription", md->reason);
 	te_jw_obj_close(w);
