@@ -255,7 +255,9 @@ VG_OBJS := $(SRCS:%.c=$(BUILD)/vg/%.o) $(MAIN:%.c=$(BUILD)/vg/%.o)
 $(BUILD)/vg/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	@echo "  VGCC    $<"
-	@$(HOSTCC) $(CPPFLAGS_TE) -std=gnu11 -g -O1 $(WARN) -MMD -MP -c $< -o $@
+	@$(HOSTCC) -I$(BUILD)/host/gen $(CPPFLAGS_TE) -std=gnu11 -g -O1 $(WARN) -MMD -MP -c $< -o $@
+
+$(BUILD)/vg/src/agent/seccomp.o: $(BUILD)/host/gen/syscalls.h
 
 $(VG_BIN): $(VG_OBJS) $(HOST_LMDB) $(HOST_BEARSSL)
 	@$(HOSTCC) -o $@ $(VG_OBJS) $(HOST_LMDB) $(HOST_BEARSSL) -lm -lpthread
@@ -266,7 +268,7 @@ valgrind-build: $(VG_BIN)
 # (scripts/fuzz-coverage.sh), from a clang coverage build of the targets.
 FUZZ_COV_BIN := $(BUILD)/fuzz/tinyedge-fuzz-cov
 $(FUZZ_COV_BIN): $(FUZZ_BIN)
-	clang $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer \
+	clang -I$(BUILD)/host/gen $(CPPFLAGS_TE) -Itest/fuzz -std=gnu11 -g -O1 -fsanitize=fuzzer \
 	  -fprofile-instr-generate -fcoverage-mapping \
 	  $(filter-out src/agent/daemon.c src/control/cmd_%.c src/modules/%.c,$(SRCS)) $(FUZZ_SRCS) \
 	  $(BUILD)/fuzz/lmdb/mdb.o $(BUILD)/fuzz/lmdb/midl.o $(HOST_BEARSSL) -o $@ -lm -lpthread
