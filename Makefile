@@ -133,7 +133,7 @@ FUZZ_SRCS := test/fuzz/targets.c test/fuzz/fuzz_ring.c test/fuzz/fuzz_route.c \
 BUILD_EPOCH := $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 
-.PHONY: all deps test test-unit test-e2e test-cross test-long $(addprefix test-,$(SUITES)) cross demo bench fuzz install clean distclean \
+.PHONY: all deps valgrind-build test test-unit test-e2e test-cross test-long $(addprefix test-,$(SUITES)) cross demo bench fuzz install clean distclean \
 	prereqs-build prereqs-test prereqs-demo prereqs-cross
 .DELETE_ON_ERROR:
 
@@ -240,6 +240,23 @@ fuzz: $(FUZZ_BIN)
 	  TE_FUZZ=$$m $(FUZZ_BIN) -max_total_time=$(FUZZ_SECS) -print_final_stats=1 \
 	    $(BUILD)/fuzz/corpus-$$m test/fuzz/corpus/$$m 2>&1 | tail -n 3 || exit 1; done
 
+# make valgrind-build: $(VG_BIN), the daemon for valgrind's memcheck
+# (test/e2e/test_valgrind.py), which cannot see the static musl binary's
+# malloc: the same sources with gcc and glibc, dynamic, -O1 -g; LMDB and
+# BearSSL as the unit tests build them. Never installed.
+VG_BIN := $(BUILD)/vg/tinyedge
+VG_OBJS := $(SRCS:%.c=$(BUILD)/vg/%.o) $(MAIN:%.c=$(BUILD)/vg/%.o)
+
+$(BUILD)/vg/%.o: %.c $(TP_STAMP) $(BUILD)/version.h
+	@mkdir -p $(dir $@)
+	@echo "  VGCC    $<"
+	@$(HOSTCC) $(CPPFLAGS_TE) -std=gnu11 -O1 -g $(WARN) -MMD -MP -c $< -o $@
+
+$(VG_BIN): $(VG_OBJS) $(HOST_LMDB) $(HOST_BEARSSL)
+	$(HOSTCC) -g -o $@ $(VG_OBJS) $(HOST_LMDB) $(HOST_BEARSSL) -lm -lpthread
+
+valgrind-build: $(VG_BIN)
+
 test: prereqs-test
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory cross
@@ -331,4 +348,4 @@ clean:
 distclean: clean
 	rm -rf $(TP_SRC) third_party/dl
 
--include $(DEPS) $(HOST_OBJS:.o=.d)
+-include $(DEPS) $(HOST_OBJS:.o=.d) $(VG_OBJS:.o=.d)
