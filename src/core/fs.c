@@ -67,6 +67,8 @@ static int read_fd(int fd, size_t max, char **buf, size_t *len)
 	if (r) {
 		free(b);
 		b = NULL;
+	} else {
+		b[n] = '\0';  /* n < cap here: callers may parse it as a string */
 	}
 	*buf = b;
 	*len = n;

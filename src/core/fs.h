@@ -10,7 +10,7 @@
 int te_mkdir_p(const char *path, mode_t parent_mode, mode_t mode);
 
 /* Reads the regular file path whole into *buf (malloc'd, the caller frees;
- * one spare byte past *len), refusing more than max bytes, also when it
+ * one spare byte past *len, a NUL: text can be parsed as a string), refusing more than max bytes, also when it
  * grows while being read. 0, -errno (-EISDIR, -EINVAL for not a regular
  * file), -TE_ELIMIT or -ENOMEM; *buf is NULL on failure. */
 int te_read_file(const char *path, size_t max, char **buf, size_t *len);
