@@ -11,7 +11,7 @@
 set -eu
 
 build_pkgs="make gcc musl-tools xz-utils ca-certificates"
-test_pkgs="$build_pkgs python3 python3-pytest binutils file procps util-linux openssl mosquitto mosquitto-clients python3-paho-mqtt busybox-static shellcheck squashfs-tools valgrind"
+test_pkgs="$build_pkgs python3 python3-pytest binutils file procps util-linux openssl mosquitto mosquitto-clients python3-paho-mqtt busybox-static shellcheck squashfs-tools fuse3 libfuse3-dev valgrind"
 
 # cross_pkgs ARCH...: the packages in $cross, the dpkg architectures in $archs.
 cross=
