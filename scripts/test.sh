@@ -50,6 +50,7 @@ not ok - $a timed out after 900 s"
 
 # $1: what to run (default: every e2e file); $2: timeout in seconds
 run_e2e() {
+	# shellcheck disable=SC2086 # $1 may name several files
 	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge timeout -k 10 "${2:-1200}" "$PYTHON" -m pytest -q -p no:cacheprovider ${1:-test/e2e} 2>&1)
 	rc=$?
 	printf '%s\n' "$out" | tail -n 60

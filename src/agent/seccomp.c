@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 
 #include "core/log.h"
@@ -344,15 +345,22 @@ int te_seccomp_install(struct te_bpf *prog, unsigned n, int *listener)
 			return 0;
 		}
 		/* EINVAL: no such flag (< 5.0); EBUSY: a listener already
-		 * watches us (a supervisor of our own). Answer EPERM here. */
-		if (errno != EINVAL && errno != EBUSY)
+		 * watches us (a supervisor of our own); ENOSYS: no seccomp()
+		 * (< 3.17, or valgrind). Answer EPERM here. */
+		if (errno != EINVAL && errno != EBUSY && errno != ENOSYS)
 			return -errno;
 		for (unsigned i = 0; i < n; i++)
 			if (prog[i].code == BPF_RET_K &&
 			    prog[i].k == TE_SECCOMP_RET_USER_NOTIF)
 				prog[i].k = TE_SECCOMP_RET_ERRNO | EPERM;
 	}
-	return syscall(SYS_seccomp, SC_SET_MODE_FILTER, 0, &fp) < 0 ? -errno : 0;
+	if (syscall(SYS_seccomp, SC_SET_MODE_FILTER, 0, &fp) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -errno;
+	/* The older entry point for the same filter (PR_SET_SECCOMP,
+	 * SECCOMP_MODE_FILTER); still ENOSYS under qemu-user. */
+	return prctl(PR_SET_SECCOMP, 2, &fp, 0, 0) < 0 ? -errno : 0;
 }
 
 /* ---- the daemon's listener ---------------------------------------------- */

@@ -117,6 +117,21 @@ class Collector:
         return len(self.msgs) + (len(self.sub.msgs) if self.sub else 0)
 
 
+def sample_until(p, log, state, deadline, run_no, store_failures):
+    """Read `queue --json` until deadline (at least once) while the daemon p
+    lives: the last (committed, accepted) of $upstream. A first answer that
+    says the store did not open goes to store_failures."""
+    first, last = True, (0, 0)
+    while first or time.monotonic() < deadline:
+        assert p.poll() is None, log.read_text()
+        q = queue_doc(state)
+        if q:
+            if first and not q["store"]["ok"]:
+                store_failures.append((run_no, q["store"]))
+            first = False
+            last = (q["upstream"]["committed"], q["upstream"]["accepted"])
+    return last
+
 def daemon(tmp_path, state, cfg, dep, i):
     log = open(tmp_path / "logs" / f"run-{i:03d}.log", "w")
     p = subprocess.Popen([BIN, "run", "-c", str(cfg), "-m", str(dep), "--state-dir", str(state)],
@@ -173,17 +188,8 @@ def test_kill_9_loses_no_committed_message_and_leaves_no_orphan(tmp_path):
             assert wait_ready(log, p), log.read_text()
             orphans += [(pid, r) for pid, r in tagged(tag).items() if r != i]
             reaped += reap_strays({p.pid})
-            deadline = time.monotonic() + rng.uniform(0.02, 0.45)
-            first = True
-            while first or time.monotonic() < deadline:
-                assert p.poll() is None, log.read_text()
-                q = queue_doc(state)
-                if q:
-                    if first and not q["store"]["ok"]:
-                        store_failures.append((i, q["store"]))
-                    first = False
-                    committed[name] = q["upstream"]["committed"]
-                    accepted[name] = q["upstream"]["accepted"]
+            committed[name], accepted[name] = sample_until(
+                p, log, state, time.monotonic() + rng.uniform(0.02, 0.45), i, store_failures)
             if zombies_of(p.pid):       # a child exiting just now is not one
                 time.sleep(0.2)
                 zombies += len(zombies_of(p.pid))

@@ -29,7 +29,8 @@ import json
 import pytest
 
 from conftest import BIN, FAST_CONFIG, ROOT, manifest, run, write_json
-from test_crash import figures, queue_doc, reap_strays, set_subreaper, tagged, wait_ready
+from test_crash import (figures, queue_doc, reap_strays, sample_until, set_subreaper, tagged,
+                        wait_ready)
 from test_messages import builtin
 
 LONG = os.environ.get("TE_LONG") == "1"
@@ -129,16 +130,8 @@ def test_power_cuts_lose_no_committed_message(tmp_path, faultfs):
                 restart="never")}, route))
             with Mount(faultfs, backing, mnt, fslog) as m:
                 p, log = start_daemon(tmp_path, state, cfg, dep, i)
-                deadline = time.monotonic() + rng.uniform(0.2, 0.8)
-                first = True
-                while first or time.monotonic() < deadline:
-                    assert p.poll() is None, log.read_text()
-                    q = queue_doc(state)
-                    if q:
-                        if first and not q["store"]["ok"]:
-                            store_failures.append((i, q["store"]))
-                        first = False
-                        committed[name] = q["upstream"]["committed"]
+                committed[name], _ = sample_until(
+                    p, log, state, time.monotonic() + rng.uniform(0.2, 0.8), i, store_failures)
                 if i == 0:      # the control: a cut does lose unsynced data
                     canary(mnt, "synced", True)
                     canary(mnt, "unsynced", False)
