@@ -359,7 +359,7 @@ int te_seccomp_install(struct te_bpf *prog, unsigned n, int *listener)
 	if (errno != ENOSYS)
 		return -errno;
 	/* The older entry point for the same filter (PR_SET_SECCOMP,
-	 * SECCOMP_MODE_FILTER); still ENOSYS under qemu-user. */
+	 * SECCOMP_MODE_FILTER); qemu-user refuses this one too. */
 	return prctl(PR_SET_SECCOMP, 2, &fp, 0, 0) < 0 ? -errno : 0;
 }
 
