@@ -247,13 +247,23 @@ CROSS_BIN = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 @pytest.mark.skipif(not (os.path.exists(QEMU) and os.path.exists(CROSS_BIN)),
                     reason="needs qemu-user-static and build/aarch64/tinyedge (make cross)")
 def test_qemu_user_module_runs_under_the_default_profile(tmp_path, daemons):
+    import shutil
+    import tempfile
+    # A module has its own /tmp: a checkout under /tmp (a CI clone) would
+    # hide the aarch64 binary, which is an argument here, not the image.
+    where = tempfile.mkdtemp(dir="/var/tmp")
+    binary = shutil.copy(CROSS_BIN, where)
+    os.chmod(where, 0o755)
     mod = {"type": "native", "status": "running", "restartPolicy": "never",
            "env": {"INTERVAL_MS": {"value": "50"}},
            "settings": {"image": QEMU, "createOptions": {
-               "args": [CROSS_BIN, "module", "sim-sensor"], "user": "root",
+               "args": [binary, "module", "sim-sensor"], "user": "root",
                "stopTimeoutSecs": 1}}}
-    rt = Runtime(tmp_path, daemons, {"sim-sensor": mod}, config=FAST_CONFIG)
-    mods = rt.wait(lambda m: m["sim-sensor"].get("messagesOut", 0) >= 3, timeout=60,
-                   what="messages from the aarch64 module")
-    assert mods["sim-sensor"]["runtimeStatus"] == "running", mods
-    assert mods["sim-sensor"]["seccompDenied"] == 0, mods
+    try:
+        rt = Runtime(tmp_path, daemons, {"sim-sensor": mod}, config=FAST_CONFIG)
+        mods = rt.wait(lambda m: m["sim-sensor"].get("messagesOut", 0) >= 3, timeout=60,
+                       what="messages from the aarch64 module")
+        assert mods["sim-sensor"]["runtimeStatus"] == "running", mods
+        assert mods["sim-sensor"]["seccompDenied"] == 0, mods
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

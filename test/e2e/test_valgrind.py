@@ -8,8 +8,8 @@ children's: sandbox setup runs under memcheck until exec), no definite
 leak, no fd the daemon opened left open at exit. The modules themselves
 are the static binary, not checked (--trace-children=no).
 
-Short: the scenario over TLS, and crash loops with a stdio module; TE_LONG=1
-adds the scenario over plain MQTT and runs five e2e files with every Daemon
+Short: the scenario over TLS; TE_LONG=1 adds it over plain MQTT, crash
+loops with a stdio module, and runs five e2e files with every Daemon
 under memcheck (TINYEDGE_VALGRIND=1, conftest)."""
 import json
 import os
@@ -130,6 +130,7 @@ def test_a_daemon_run_is_memcheck_clean(tmp_path, vg_bin, tls, request):
     assert not rep["fds"], rep["fds"]
 
 
+@pytest.mark.skipif(not LONG, reason="TE_LONG=1 (make test-long): keeps make test short")
 def test_crash_loops_stdio_lines_and_a_purge_are_memcheck_clean(tmp_path, vg_bin):
     # A crash-looping module (backoff, crash records), a stdio module that
     # also writes malformed lines, the queue peeked and purged.
