@@ -92,7 +92,9 @@ class Subscriber:
         self.subscribed = threading.Event()
         self.c.on_subscribe = lambda c, u, mid, q: self.subscribed.set()
         self.c.connect("localhost", broker.port)
-        self.c.loop_start()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
         # What is published before the subscription exists is not for us.
         assert self.subscribed.wait(10), "subscriber not subscribed"
 
@@ -110,9 +112,27 @@ class Subscriber:
             time.sleep(0.05)
         return len(self.msgs)
 
+    def _run(self):
+        # paho 1.6's own loop_start() thread dies when a send raises
+        # ssl.SSLEOFError (the broker went away mid-write): it catches only
+        # ConnectionError. Reconnect here instead, as it would have.
+        while not self.done.is_set():
+            try:
+                self.c.loop_forever(retry_first_connection=True)
+                return
+            except OSError:
+                while not self.done.is_set():
+                    time.sleep(0.2)
+                    try:
+                        self.c.reconnect()
+                        break
+                    except OSError:
+                        pass
+
     def stop(self):
-        self.c.loop_stop()
+        self.done.set()
         self.c.disconnect()
+        self.thread.join(10)
 
 
 def mqtt_config(broker, pki=None, **extra):
