@@ -51,9 +51,9 @@ not ok - $a timed out after 900 s"
 # $1: what to run (default: every e2e file); $2: timeout in seconds
 run_e2e() {
 	# shellcheck disable=SC2086 # $1 may name several files
-	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge timeout -k 10 "${2:-1200}" "$PYTHON" -m pytest -q -p no:cacheprovider ${1:-test/e2e} 2>&1)
+	out=$(TINYEDGE_BIN=$(pwd)/$BUILD/tinyedge timeout -k 10 "${2:-1200}" "$PYTHON" -m pytest -q -p no:cacheprovider --durations=12 ${1:-test/e2e} 2>&1)
 	rc=$?
-	printf '%s\n' "$out" | tail -n 60
+	printf '%s\n' "$out" | tail -n 75
 	summary=$(printf '%s\n' "$out" | tail -n 1)
 	ok=$(printf '%s\n' "$summary" | sed -n 's/.*[^0-9]\([0-9][0-9]*\) passed.*/\1/p; s/^\([0-9][0-9]*\) passed.*/\1/p' | head -n 1)
 	bad=$(printf '%s\n' "$summary" | grep -o '[0-9]* \(failed\|error\|errors\)' | awk '{s += $1} END {print s + 0}')
