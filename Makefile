@@ -292,8 +292,8 @@ test: prereqs-test
 # test/e2e/test_SUITE.py, short inside make test, long with TE_LONG=1.
 SUITES := escape abuse crash powercut netfaults tls_matrix clock soak valgrind
 $(addprefix test-,$(SUITES)): all
-test-valgrind: $(VG_BIN)
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) scripts/test.sh suite $(@:test-%=%)
+test-valgrind: $(VG_BIN)
 
 test-long: prereqs-test
 	@$(MAKE) --no-print-directory all $(VG_BIN)

@@ -16,15 +16,17 @@
 #                             ("EC PRIVATE KEY"), signed by the CA
 #   client-rsa.pem/.key       CN=tinyedge-client-rsa, RSA 2048, PKCS#8 key
 #                             ("PRIVATE KEY"), signed by the CA
+#   weakca.pem, p224ca.pem    CAs with weak keys (RSA 1024, EC P-224): refused
+#                             as trust anchors
 #
-# Idempotent: a complete DIR (DIR/.complete) is left alone; otherwise it is
+# Idempotent: a complete DIR (DIR/.complete-2) is left alone; otherwise it is
 # regenerated from scratch. Quiet on success; on failure prints openssl's
 # output and exits non-zero.
 set -eu
 
 [ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
 dir=$1
-[ -f "$dir/.complete" ] && exit 0
+[ -f "$dir/.complete-2" ] && exit 0
 command -v openssl >/dev/null || { echo "pki.sh: openssl not found" >&2; exit 1; }
 mkdir -p "$dir"
 cd "$dir"
@@ -78,6 +80,11 @@ leaf wrongname ec wrong.example wrong.example ca
 leaf other ec localhost localhost ca2 127.0.0.1
 leaf client ec tinyedge-client client ca
 leaf client-rsa rsa tinyedge-client-rsa client ca
+ossl req -new -x509 -newkey rsa:1024 -nodes -keyout weakca.key -out weakca.pem -days 3650 \
+	-subj "/CN=tinyedge weak CA" -addext basicConstraints=critical,CA:TRUE
+ossl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-224 -out p224ca.key
+ossl req -new -x509 -key p224ca.key -out p224ca.pem -days 3650 \
+	-subj "/CN=tinyedge P-224 CA" -addext basicConstraints=critical,CA:TRUE
 # SEC1 form for the EC client key (genpkey writes PKCS#8).
 ossl ec -in client.key -out client.key
 
@@ -112,5 +119,5 @@ ossl ca -batch -notext -config ca.cnf -cert ca.pem -keyfile ca.key \
 	-in expired.csr -out expired.pem
 
 rm -rf ./*.csr ./*.srl ./*.cnf ca-db
-touch .complete
+touch .complete-2
 rm -f "$log"

@@ -149,6 +149,7 @@ struct ta_build {
 	size_t index, skipped;     /* certificates seen, skipped (lenient) */
 	bool strict;
 	int br_err;                /* why certificate index failed (strict) */
+	char weak[64];             /* why certificate index's key is refused */
 };
 
 /* Appends p to the pool (counts only in the first pass); where it went. */
@@ -182,6 +183,28 @@ static void ta_key(struct ta_build *b, br_x509_pkey *dst, const br_x509_pkey *pk
 	}
 }
 
+/* An anchor's RSA key must be as strong as what we ask of the server's
+ * (br_x509_minimal_set_minrsa): 2048 bits or more; else why, in b->weak.
+ * EC keys need no check here: BearSSL's decoder knows only P-256, P-384
+ * and P-521 and fails on any other curve. */
+static bool ta_weak(struct ta_build *b, const br_x509_pkey *pk)
+{
+	const unsigned char *n = pk->key.rsa.n;
+	size_t len = pk->key.rsa.nlen, bits;
+
+	if (pk->key_type != BR_KEYTYPE_RSA)
+		return false;
+	while (len && *n == 0)
+		n++, len--;
+	bits = len * 8;
+	for (unsigned char top = len ? n[0] : 0x80; !(top & 0x80); top <<= 1)
+		bits--;
+	if (bits >= 2048)
+		return false;
+	snprintf(b->weak, sizeof(b->weak), "RSA key of %zu bits (at least 2048)", bits);
+	return true;
+}
+
 static int ta_add(void *ctx, const char *label, const unsigned char *der, size_t len)
 {
 	struct ta_build *b = ctx;
@@ -200,6 +223,13 @@ static int ta_add(void *ctx, const char *label, const unsigned char *der, size_t
 		b->br_err = br_x509_decoder_last_error(&dc);
 		if (b->strict)
 			return -TE_EMALFORMED;
+		b->skipped++;
+		return 0;
+	}
+	if (ta_weak(b, pk)) {
+		b->used = start;
+		if (b->strict)
+			return -TE_EINVALID;
 		b->skipped++;
 		return 0;
 	}
@@ -246,6 +276,8 @@ int tls_load_anchors(struct te_tls *t, const char *path, char *err, size_t errle
 		r = -TE_EINVALID;
 		snprintf(err, errlen, b.skipped ? "%s: no usable certificate" :
 			 "%s: no certificate found", path);
+	} else if (r && b.weak[0]) {
+		snprintf(err, errlen, "%s: certificate %zu: %s", path, b.index, b.weak);
 	} else if (r && b.br_err) {
 		snprintf(err, errlen, "%s: certificate %zu: %s (BearSSL code %d)", path,
 			 b.index, cert_reason(b.br_err), b.br_err);

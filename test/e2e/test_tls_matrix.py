@@ -11,8 +11,9 @@ import subprocess
 
 import pytest
 
-from conftest import FAST_CONFIG
+from conftest import FAST_CONFIG, sample_deployment, write_json
 from fakebroker import FakeBroker
+from test_check import check
 from test_store import peek, start
 from test_upstream import ROOT, counter_up
 
@@ -114,5 +115,28 @@ def test_a_good_certificate_on_the_same_setup_connects(tmp_path, daemons, matrix
         assert fb.wait(lambda b: set(range(10)) <= set(b.seqs()), timeout=30), rt.daemon.text()
         assert "upstream: online" in rt.daemon.text()
         assert "again in about" not in rt.daemon.text()
+    finally:
+        fb.stop()
+
+
+def test_a_weak_trust_anchor_is_refused_before_any_connection(tmp_path, daemons, matrix):
+    # A CA of our own with an RSA 1024 key (pki.sh's weakca.pem) would let
+    # a weak chain in: `check` names it (exit 2), the daemon runs on without
+    # the uplink and keeps the messages.
+    cfg = tls_config(matrix, 1)
+    cfg["upstream"]["caFile"] = str(matrix / "weakca.pem")
+    why = f"{matrix}/weakca.pem: certificate 1: RSA key of 1024 bits (at least 2048)"
+    r = check(tmp_path, "-c", str(write_json(tmp_path, "c.json", cfg)),
+              "-m", str(sample_deployment(tmp_path)))
+    assert r.returncode == 2 and f"upstream: {why}" in r.stderr, r.stderr
+    fb = broker_for(matrix, "server")
+    try:
+        cfg["upstream"]["port"] = fb.port
+        rt = start(tmp_path, daemons, counter_up(10), cfg)
+        assert rt.daemon.wait_for("not connecting"), rt.daemon.text()
+        assert why in rt.daemon.text()
+        rt.wait(lambda m: m["counter"].get("messagesOut", 0) >= 10, what="counter done")
+        assert fb.accepted == 0 and len(peek(rt)) == 10
+        assert rt.daemon.proc.poll() is None
     finally:
         fb.stop()

@@ -566,6 +566,20 @@ static void test_new_errors(void)
 	snprintf(msg, sizeof(msg), "%s: certificate 2: ", badpem);
 	new_fails("ca_file with an undecodable certificate", &c, -TE_EMALFORMED, msg);
 
+	/* Weak trust anchors: refused by name in a CA file (the system
+	 * bundle skips them), also after a good one. */
+	snprintf(msg, sizeof(msg), "%s: certificate 1: RSA key of 1024 bits (at least 2048)",
+		 pki_file("weakca.pem"));
+	c.ca_file = pki_file("weakca.pem");
+	new_fails("ca_file with an RSA 1024 CA", &c, -TE_EINVALID, msg);
+	c.ca_file = pki_file("p224ca.pem");
+	new_fails("ca_file with a P-224 CA", &c, -TE_EMALFORMED, "certificate 1: unsupported");
+	cat_files(badpem, "w", pki_file("ca.pem"), "");
+	cat_files(badpem, "a", pki_file("weakca.pem"), "");
+	c.ca_file = badpem;
+	snprintf(msg, sizeof(msg), "%s: certificate 2: RSA key of 1024 bits", badpem);
+	new_fails("ca_file with a weak CA after a good one", &c, -TE_EINVALID, msg);
+
 	c.ca_file = pki_file("ca.pem");
 	c.server_name = NULL;
 	new_fails("server name NULL", &c, -EINVAL, "server name is required");
