@@ -189,11 +189,13 @@ static void ta_key(struct ta_build *b, br_x509_pkey *dst, const br_x509_pkey *pk
  * and P-521 and fails on any other curve. */
 static bool ta_weak(struct ta_build *b, const br_x509_pkey *pk)
 {
-	const unsigned char *n = pk->key.rsa.n;
-	size_t len = pk->key.rsa.nlen, bits;
+	const unsigned char *n;
+	size_t len, bits;
 
 	if (pk->key_type != BR_KEYTYPE_RSA)
 		return false;
+	n = pk->key.rsa.n;
+	len = pk->key.rsa.nlen;
 	while (len && *n == 0)
 		n++, len--;
 	bits = len * 8;

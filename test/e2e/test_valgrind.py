@@ -191,3 +191,4 @@ def test_e2e_files_under_memcheck(vg_bin):
                         *[os.path.join(here, f) for f in VALGRIND_FILES]],
                        capture_output=True, text=True, env=env, timeout=3600)
     assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-2000:]
+    print(f"\n{', '.join(VALGRIND_FILES)} under memcheck: {r.stdout.strip().splitlines()[-1]}")
