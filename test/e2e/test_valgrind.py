@@ -176,10 +176,14 @@ def test_crash_loops_stdio_lines_and_a_purge_are_memcheck_clean(tmp_path, vg_bin
 
 
 # The e2e files whose every daemon runs under memcheck in `make test-long`
-# (others kill daemons on purpose, read their signal masks or bound their
-# memory, which valgrind's own signal handling and shadow memory change).
+# (the others kill daemons on purpose, read their signal masks, bound their
+# memory or count seccomp denials, which valgrind's own signal handling,
+# shadow memory and missing seccomp listener change; or start no daemon).
 VALGRIND_FILES = ["test_store.py", "test_messages.py", "test_twins.py", "test_methods.py",
-                  "test_upstream.py"]
+                  "test_upstream.py", "test_upstream_x509.py", "test_supervisor.py",
+                  "test_deploy.py", "test_route.py", "test_metrics.py", "test_cli.py",
+                  "test_shell.py", "test_hubsim.py", "test_images_fetch.py",
+                  "test_images_run.py", "test_images_ota.py"]
 
 
 @pytest.mark.skipif(not LONG, reason="TE_LONG=1 (make test-long)")
