@@ -52,9 +52,10 @@ const char *te_syscall_name(int nr)
 /* ---- the profile -------------------------------------------------------- */
 
 /* Allowed whatever the arguments: Docker's default profile, minus what
- * it grants only with capabilities and minus the clock adjusters; the
- * architecture-specific names (arch_prctl, set_tls, cacheflush, the 32-bit
- * variants) are skipped where they do not exist. Not here, so denied:
+ * it grants only with capabilities (sc_bycap, below) and minus the clock
+ * adjusters; the architecture-specific names (arch_prctl, set_tls,
+ * cacheflush, the 32-bit variants) are skipped where they do not exist.
+ * Not here, so denied unless a capability or an extra grants them:
  * mount/umount2, pivot_root, chroot, ptrace, process_vm_*, kexec_*,
  * *_module, bpf, perf_event_open, the key calls, reboot, swapon/off,
  * settimeofday/clock_settime/adjtimex/clock_adjtime, unshare/setns,
@@ -139,6 +140,45 @@ static const char *const sc_default[] = {
 	"waitpid", "write", "writev",
 };
 #define SC_NDEFAULT (sizeof(sc_default) / sizeof(sc_default[0]))
+
+/* Calls Docker's default profile allows only with a capability: a module
+ * that lists the capability gets them (an unlisted capability is never
+ * in its sets, so the kernel would refuse most of these anyway). With
+ * SYS_ADMIN `clone` is allowed whatever its flags, as in Docker. */
+static const struct {
+	const char *cap, *name;
+} sc_bycap[] = {
+	{ "DAC_READ_SEARCH", "open_by_handle_at" },
+	{ "SYS_MODULE", "init_module" }, { "SYS_MODULE", "finit_module" },
+	{ "SYS_MODULE", "delete_module" },
+	{ "SYS_RAWIO", "iopl" }, { "SYS_RAWIO", "ioperm" },
+	{ "SYS_CHROOT", "chroot" },
+	{ "SYS_PTRACE", "ptrace" }, { "SYS_PTRACE", "process_vm_readv" },
+	{ "SYS_PTRACE", "process_vm_writev" }, { "SYS_PTRACE", "kcmp" },
+	{ "SYS_PTRACE", "pidfd_getfd" },
+	{ "SYS_PACCT", "acct" },
+	{ "SYS_ADMIN", "mount" }, { "SYS_ADMIN", "umount" },
+	{ "SYS_ADMIN", "umount2" }, { "SYS_ADMIN", "mount_setattr" },
+	{ "SYS_ADMIN", "fsopen" }, { "SYS_ADMIN", "fsconfig" },
+	{ "SYS_ADMIN", "fsmount" }, { "SYS_ADMIN", "fspick" },
+	{ "SYS_ADMIN", "move_mount" }, { "SYS_ADMIN", "open_tree" },
+	{ "SYS_ADMIN", "unshare" }, { "SYS_ADMIN", "setns" },
+	{ "SYS_ADMIN", "sethostname" }, { "SYS_ADMIN", "setdomainname" },
+	{ "SYS_ADMIN", "quotactl" }, { "SYS_ADMIN", "quotactl_fd" },
+	{ "SYS_ADMIN", "fanotify_init" }, { "SYS_ADMIN", "clone" },
+	{ "SYS_BOOT", "reboot" },
+	{ "SYS_NICE", "get_mempolicy" }, { "SYS_NICE", "set_mempolicy" },
+	{ "SYS_NICE", "mbind" }, { "SYS_NICE", "move_pages" },
+	{ "SYS_TIME", "settimeofday" }, { "SYS_TIME", "stime" },
+	{ "SYS_TIME", "clock_settime" }, { "SYS_TIME", "clock_settime64" },
+	{ "SYS_TIME", "adjtimex" }, { "SYS_TIME", "clock_adjtime" },
+	{ "SYS_TIME", "clock_adjtime64" },
+	{ "SYS_TTY_CONFIG", "vhangup" },
+	{ "SYSLOG", "syslog" },
+	{ "PERFMON", "perf_event_open" },
+	{ "BPF", "bpf" },
+};
+#define SC_NBYCAP (sizeof(sc_bycap) / sizeof(sc_bycap[0]))
 
 /* CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET. CLONE_NEWTIME
  * (0x80) is clone3/unshare only: in clone's flags that bit is part of the
@@ -287,7 +327,7 @@ static void prog_personality(struct bld *b)
 
 unsigned te_seccomp_max_insns(const struct te_module_spec *spec)
 {
-	return 48 + 2 * (unsigned)(SC_NDEFAULT + spec->nseccomp_extra);
+	return 48 + 2 * (unsigned)(SC_NDEFAULT + SC_NBYCAP + spec->nseccomp_extra);
 }
 
 int te_seccomp_build(const struct te_module_spec *spec, struct te_bpf *prog,
@@ -306,6 +346,13 @@ int te_seccomp_build(const struct te_module_spec *spec, struct te_bpf *prog,
 		if ((nr = te_syscall_nr(spec->seccomp_extra[i])) < 0)
 			return -ENOENT;
 		allow_nr(&b, nr);
+	}
+	for (unsigned i = 0; i < SC_NBYCAP; i++) {
+		int c = te_capability_from_name(sc_bycap[i].cap);
+
+		if (c >= 0 && (spec->capabilities & (1ull << c)) &&
+		    (nr = te_syscall_nr(sc_bycap[i].name)) >= 0)
+			allow_nr(&b, nr);
 	}
 	prog_clone(&b);
 	prog_ioctl(&b);

@@ -41,6 +41,8 @@ static long act(const char *a)
 		r = syscall(SYS_get_mempolicy, NULL, NULL, 0, NULL, 0);
 	else if (!strcmp(a, "mount"))
 		r = syscall(SYS_mount, "none", "/mnt", "tmpfs", 0, NULL);
+	else if (!strcmp(a, "chroot"))
+		r = syscall(SYS_chroot, "/");
 	else if (!strcmp(a, "unshare"))
 		r = syscall(SYS_unshare, CLONE_NEWUTS);
 	else if (!strcmp(a, "clonens")) {
@@ -175,6 +177,25 @@ def test_extra_syscalls_and_unconfined(tmp_path, daemons, probe):
     assert mods["extra"]["seccompDeniedBy"] == {"mount": 1, "ioctl": 2}, mods["extra"]
     assert mods["free"]["seccompDenied"] == 0 and mods["free"]["seccomp"] == "unconfined"
     assert metric(rt, "free") == 0
+
+
+def test_capabilities_bring_their_syscalls(tmp_path, daemons, probe):
+    # As in Docker: a module that lists a capability may make the calls it
+    # exists for; without it the filter denies them (and counts).
+    acts = ["chroot", "unshare", "keyctl", "sleep"]
+    rt = Runtime(tmp_path, daemons, {
+        "capped": probe_module(probe, acts, capabilities=["SYS_CHROOT", "CAP_SYS_ADMIN"]),
+        "plain": probe_module(probe, acts),
+    }, config=FAST_CONFIG)
+    got = results(rt, "capped", "keyctl")
+    assert got["chroot"] == (0, 0) and got["unshare"] == (0, 0), got
+    assert got["keyctl"] == (-1, EPERM), got
+    plain = results(rt, "plain", "keyctl")
+    assert plain["chroot"] == (-1, EPERM) and plain["unshare"] == (-1, EPERM), plain
+    mods = rt.wait(lambda m: m["capped"]["seccompDenied"] == 1 and m["plain"]["seccompDenied"] == 3,
+                   what="1 and 3 denials")
+    assert mods["capped"]["seccompDeniedBy"] == {"keyctl": 1}, mods["capped"]
+    assert mods["plain"]["seccompDeniedBy"] == {"chroot": 1, "unshare": 1, "keyctl": 1}, mods["plain"]
 
 
 def test_kill_action_kills_counts_and_restarts(tmp_path, daemons, probe):

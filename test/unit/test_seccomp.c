@@ -159,6 +159,30 @@ static void test_variants(void)
 		   "ptrace still denied");
 	extra[0] = "no_such_call";
 	TAP_EQ_INT(te_seccomp_build(&s, prog, CAP), -ENOENT, "unknown extra: -ENOENT");
+	/* Capabilities bring the calls Docker grants with them. */
+	spec_default(&s);
+	n = te_seccomp_build(&s, prog, CAP);
+	TAP_EQ_INT(call(n, SYS_chroot, 0, 0), TE_SECCOMP_RET_USER_NOTIF, "no caps: chroot denied");
+	s.capabilities = 1ull << te_capability_from_name("SYS_CHROOT");
+	n = te_seccomp_build(&s, prog, CAP);
+	TAP_EQ_INT(call(n, SYS_chroot, 0, 0), TE_SECCOMP_RET_ALLOW, "SYS_CHROOT: chroot allowed");
+	TAP_EQ_INT(call(n, SYS_mount, 0, 0), TE_SECCOMP_RET_USER_NOTIF, "SYS_CHROOT: mount denied");
+	TAP_EQ_INT(call(n, SYS_clone, CLONE_NS_NEWNS, 0), TE_SECCOMP_RET_USER_NOTIF,
+		   "SYS_CHROOT: clone(CLONE_NEWNS) denied");
+	s.capabilities = 1ull << te_capability_from_name("SYS_ADMIN") |
+			 1ull << te_capability_from_name("SYS_TIME") |
+			 1ull << te_capability_from_name("SYS_PTRACE");
+	n = te_seccomp_build(&s, prog, CAP);
+	TAP_OK(n > 0 && (unsigned)n <= te_seccomp_max_insns(&s), "caps: %d instructions", n);
+	TAP_EQ_INT(call(n, SYS_mount, 0, 0), TE_SECCOMP_RET_ALLOW, "SYS_ADMIN: mount allowed");
+	TAP_EQ_INT(call(n, SYS_unshare, CLONE_NS_NEWNS, 0), TE_SECCOMP_RET_ALLOW, "SYS_ADMIN: unshare");
+	TAP_EQ_INT(call(n, SYS_clone, CLONE_NS_NEWNS, 0), TE_SECCOMP_RET_ALLOW,
+		   "SYS_ADMIN: clone(CLONE_NEWNS) allowed");
+	TAP_EQ_INT(call(n, SYS_settimeofday, 0, 0), TE_SECCOMP_RET_ALLOW, "SYS_TIME: settimeofday");
+	TAP_EQ_INT(call(n, SYS_ptrace, 0, 0), TE_SECCOMP_RET_ALLOW, "SYS_PTRACE: ptrace");
+	TAP_EQ_INT(call(n, SYS_reboot, 0, 0), TE_SECCOMP_RET_USER_NOTIF, "no SYS_BOOT: reboot denied");
+	TAP_EQ_INT(call(n, SYS_ioctl, 0, TIOCSTI), TE_SECCOMP_RET_USER_NOTIF,
+		   "caps: TIOCSTI still denied");
 	spec_default(&s);
 	s.seccomp_kill = true;
 	n = te_seccomp_build(&s, prog, CAP);
