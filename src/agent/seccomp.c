@@ -146,39 +146,31 @@ static const char *const sc_default[] = {
  * in its sets, so the kernel would refuse most of these anyway). With
  * SYS_ADMIN `clone` is allowed whatever its flags, as in Docker. */
 static const struct {
-	const char *cap, *name;
+	const char *cap;   /* its name, as in createOptions.capabilities */
+	const char *calls; /* NUL-separated, ending with an empty name */
 } sc_bycap[] = {
-	{ "DAC_READ_SEARCH", "open_by_handle_at" },
-	{ "SYS_MODULE", "init_module" }, { "SYS_MODULE", "finit_module" },
-	{ "SYS_MODULE", "delete_module" },
-	{ "SYS_RAWIO", "iopl" }, { "SYS_RAWIO", "ioperm" },
-	{ "SYS_CHROOT", "chroot" },
-	{ "SYS_PTRACE", "ptrace" }, { "SYS_PTRACE", "process_vm_readv" },
-	{ "SYS_PTRACE", "process_vm_writev" }, { "SYS_PTRACE", "kcmp" },
-	{ "SYS_PTRACE", "pidfd_getfd" },
-	{ "SYS_PACCT", "acct" },
-	{ "SYS_ADMIN", "mount" }, { "SYS_ADMIN", "umount" },
-	{ "SYS_ADMIN", "umount2" }, { "SYS_ADMIN", "mount_setattr" },
-	{ "SYS_ADMIN", "fsopen" }, { "SYS_ADMIN", "fsconfig" },
-	{ "SYS_ADMIN", "fsmount" }, { "SYS_ADMIN", "fspick" },
-	{ "SYS_ADMIN", "move_mount" }, { "SYS_ADMIN", "open_tree" },
-	{ "SYS_ADMIN", "unshare" }, { "SYS_ADMIN", "setns" },
-	{ "SYS_ADMIN", "sethostname" }, { "SYS_ADMIN", "setdomainname" },
-	{ "SYS_ADMIN", "quotactl" }, { "SYS_ADMIN", "quotactl_fd" },
-	{ "SYS_ADMIN", "fanotify_init" }, { "SYS_ADMIN", "clone" },
-	{ "SYS_BOOT", "reboot" },
-	{ "SYS_NICE", "get_mempolicy" }, { "SYS_NICE", "set_mempolicy" },
-	{ "SYS_NICE", "mbind" }, { "SYS_NICE", "move_pages" },
-	{ "SYS_TIME", "settimeofday" }, { "SYS_TIME", "stime" },
-	{ "SYS_TIME", "clock_settime" }, { "SYS_TIME", "clock_settime64" },
-	{ "SYS_TIME", "adjtimex" }, { "SYS_TIME", "clock_adjtime" },
-	{ "SYS_TIME", "clock_adjtime64" },
-	{ "SYS_TTY_CONFIG", "vhangup" },
-	{ "SYSLOG", "syslog" },
-	{ "PERFMON", "perf_event_open" },
-	{ "BPF", "bpf" },
+	{ "DAC_READ_SEARCH", "open_by_handle_at\0" },
+	{ "SYS_MODULE", "init_module\0finit_module\0delete_module\0" },
+	{ "SYS_RAWIO", "iopl\0ioperm\0" },
+	{ "SYS_CHROOT", "chroot\0" },
+	{ "SYS_PTRACE", "ptrace\0process_vm_readv\0process_vm_writev\0kcmp\0"
+			"pidfd_getfd\0" },
+	{ "SYS_PACCT", "acct\0" },
+	{ "SYS_ADMIN", "mount\0umount\0umount2\0mount_setattr\0fsopen\0"
+		       "fsconfig\0fsmount\0fspick\0move_mount\0open_tree\0"
+		       "unshare\0setns\0sethostname\0setdomainname\0quotactl\0"
+		       "quotactl_fd\0fanotify_init\0clone\0" },
+	{ "SYS_BOOT", "reboot\0" },
+	{ "SYS_NICE", "get_mempolicy\0set_mempolicy\0mbind\0move_pages\0" },
+	{ "SYS_TIME", "settimeofday\0stime\0clock_settime\0clock_settime64\0"
+		      "adjtimex\0clock_adjtime\0clock_adjtime64\0" },
+	{ "SYS_TTY_CONFIG", "vhangup\0" },
+	{ "SYSLOG", "syslog\0" },
+	{ "PERFMON", "perf_event_open\0" },
+	{ "BPF", "bpf\0" },
 };
 #define SC_NBYCAP (sizeof(sc_bycap) / sizeof(sc_bycap[0]))
+#define SC_BYCAP_CALLS 64  /* at least the names in sc_bycap (47): room in the program */
 
 /* CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET. CLONE_NEWTIME
  * (0x80) is clone3/unshare only: in clone's flags that bit is part of the
@@ -327,7 +319,7 @@ static void prog_personality(struct bld *b)
 
 unsigned te_seccomp_max_insns(const struct te_module_spec *spec)
 {
-	return 48 + 2 * (unsigned)(SC_NDEFAULT + SC_NBYCAP + spec->nseccomp_extra);
+	return 48 + 2 * (unsigned)(SC_NDEFAULT + SC_BYCAP_CALLS + spec->nseccomp_extra);
 }
 
 int te_seccomp_build(const struct te_module_spec *spec, struct te_bpf *prog,
@@ -347,12 +339,14 @@ int te_seccomp_build(const struct te_module_spec *spec, struct te_bpf *prog,
 			return -ENOENT;
 		allow_nr(&b, nr);
 	}
-	for (unsigned i = 0; i < SC_NBYCAP; i++) {
+	for (unsigned i = 0; spec->capabilities && i < SC_NBYCAP; i++) {
 		int c = te_capability_from_name(sc_bycap[i].cap);
 
-		if (c >= 0 && (spec->capabilities & (1ull << c)) &&
-		    (nr = te_syscall_nr(sc_bycap[i].name)) >= 0)
-			allow_nr(&b, nr);
+		if (c < 0 || !(spec->capabilities & (1ull << c)))
+			continue;
+		for (const char *n = sc_bycap[i].calls; *n; n += strlen(n) + 1)
+			if ((nr = te_syscall_nr(n)) >= 0)
+				allow_nr(&b, nr);
 	}
 	prog_clone(&b);
 	prog_ioctl(&b);

@@ -9,7 +9,7 @@ leak, no fd the daemon opened left open at exit. The modules themselves
 are the static binary, not checked (--trace-children=no).
 
 Short: the scenario over TLS; TE_LONG=1 adds it over plain MQTT, crash
-loops with a stdio module, and runs five e2e files with every Daemon
+loops with a stdio module, and runs the e2e files of VALGRIND_FILES (16) with every Daemon
 under memcheck (TINYEDGE_VALGRIND=1, conftest)."""
 import json
 import os

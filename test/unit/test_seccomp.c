@@ -183,6 +183,10 @@ static void test_variants(void)
 	TAP_EQ_INT(call(n, SYS_reboot, 0, 0), TE_SECCOMP_RET_USER_NOTIF, "no SYS_BOOT: reboot denied");
 	TAP_EQ_INT(call(n, SYS_ioctl, 0, TIOCSTI), TE_SECCOMP_RET_USER_NOTIF,
 		   "caps: TIOCSTI still denied");
+	s.capabilities = ~0ull;
+	n = te_seccomp_build(&s, prog, te_seccomp_max_insns(&s));
+	TAP_OK(n > 0, "every capability: the program fits its room (%d)", n);
+	TAP_EQ_INT(call(n, SYS_bpf, 0, 0), TE_SECCOMP_RET_ALLOW, "every capability: bpf");
 	spec_default(&s);
 	s.seccomp_kill = true;
 	n = te_seccomp_build(&s, prog, CAP);
