@@ -93,7 +93,11 @@ def read(path):
 
 
 def limits_read_back(pid):
-    """The kernel's view of the module's limits."""
+    """The kernel's view of the module's limits, once it runs /bin/abuse (a
+    pid in `list` may still be the sandbox child before exec, whose rlimits
+    are not set yet: ValueError, read again)."""
+    if read(f"/proc/{pid}/comm") != "abuse":
+        raise ValueError(f"pid {pid} has not exec'd /bin/abuse yet")
     got = {}
     mem = cgroup_dir(pid, "memory")
     got["memoryBytes"] = int(read(f"{mem}/memory.limit_in_bytes") if os.path.exists(
